@@ -1,0 +1,51 @@
+# The two commands a new user needs: `make demo` and `make test`. Both set up what they need first.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+VENV := .venv
+PYTHON := $(CURDIR)/$(VENV)/bin/python
+COLLECTIONS := $(CURDIR)/.build/collections
+SANITY_ROOT := $(CURDIR)/.build/sanity/ansible_collections/bigchaindb/rethinkdb
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export PYTHONPATH := $(COLLECTIONS):$(CURDIR)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export ANSIBLE_NOCOLOR := 1
+PYTEST := $(PYTHON) -m pytest -p no:cacheprovider
+
+.PHONY: demo test setup sanity lint unit conformance integration bench build clean
+
+demo: setup
+	$(PYTHON) -m tests.harness.demo
+
+test: setup sanity lint unit conformance integration
+
+setup:
+	@tools/bootstrap
+
+# ansible-test wants the collection under ansible_collections/<namespace>/<name> and lists its files
+# with git: copy what git tracks (and new files it does not ignore) there, into a repository of its own.
+sanity: setup
+	rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_ROOT)
+	git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t $(SANITY_ROOT)
+	cd $(SANITY_ROOT) && git init -q && git add -A && ansible-test sanity --local --requirements --python $$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])') --color no
+
+lint: setup
+	ansible-lint --profile production --nocolor
+
+unit: setup
+	$(PYTEST) tests/unit
+
+conformance: setup
+	$(PYTEST) tests/conformance
+
+integration: setup
+	$(PYTEST) tests/integration
+
+bench: setup
+	$(PYTHON) -m bench.run
+
+build: setup
+	ansible-galaxy collection build --force --output-path .build/dist
+
+clean:
+	rm -rf .build $(VENV)

@@ -1,0 +1,118 @@
+# Copyright: bigchaindb.rethinkdb contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Connection to a RethinkDB cluster and the helpers every module of the collection shares."""
+
+from __future__ import annotations
+
+import datetime
+import traceback
+
+from ansible.module_utils.basic import missing_required_lib
+
+try:
+    from rethinkdb import RethinkDB
+    from rethinkdb import errors as reql_errors
+except ImportError:
+    RETHINKDB_IMPORT_ERROR: str | None = traceback.format_exc()
+
+    class ReqlError(Exception):  # type: ignore[no-redef]
+        """Stands in for the driver's base error so that except clauses still compile."""
+else:
+    RETHINKDB_IMPORT_ERROR = None
+    ReqlError = reql_errors.ReqlError
+
+LOGIN_MUTUALLY_EXCLUSIVE = [('login_password', 'login_password_file')]
+
+# Run options that keep ReQL pseudo-types as plain JSON, so results can be returned to Ansible.
+RAW_FORMATS = {'time_format': 'raw', 'binary_format': 'raw'}
+
+
+def rethinkdb_common_argument_spec() -> dict:
+    """The login options of every module; each module adds its own with update()."""
+    return dict(
+        login_host=dict(type='str', default='localhost'),
+        login_port=dict(type='int', default=28015),
+        login_user=dict(type='str', default='admin'),
+        login_password=dict(type='str', no_log=True),
+        login_password_file=dict(type='path'),
+        tls_ca_file=dict(type='path'),
+        connect_timeout=dict(type='float', default=20),
+    )
+
+
+def ensure_driver(module) -> None:
+    """Fail the way Ansible modules do when the Python driver is not installed."""
+    if RETHINKDB_IMPORT_ERROR is not None:
+        module.fail_json(msg=missing_required_lib('rethinkdb'), exception=RETHINKDB_IMPORT_ERROR)
+
+
+def login_password(module) -> str:
+    """The password from login_password or login_password_file ('' for none)."""
+    params = module.params
+    if params['login_password_file']:
+        try:
+            with open(params['login_password_file'], encoding='utf-8') as password_file:
+                password = password_file.read()
+        except OSError as exc:
+            module.fail_json(msg='Cannot read login_password_file %s: %s.' % (params['login_password_file'], exc.strerror))
+        # Like rethinkdb's own --password-file: one trailing newline is not part of the password.
+        return password[:-1] if password.endswith('\n') else password
+    return params['login_password'] or ''
+
+
+def endpoint(module) -> str:
+    """host:port of the server the module talks to, for messages."""
+    return '%s:%d' % (module.params['login_host'], module.params['login_port'])
+
+
+def connect(module):
+    """Return (r, connection) for the module's login options, or fail with a one-line reason."""
+    ensure_driver(module)
+    params = module.params
+    r = RethinkDB()
+    connect_args = dict(
+        host=params['login_host'],
+        port=params['login_port'],
+        user=params['login_user'],
+        password=login_password(module),
+        timeout=params['connect_timeout'],
+    )
+    if params['tls_ca_file']:
+        connect_args['ssl'] = {'ca_certs': params['tls_ca_file']}
+    try:
+        connection = r.connect(**connect_args)
+    except ReqlError as exc:
+        module.fail_json(msg='Cannot connect to RethinkDB at %s as %s: %s.'
+                         % (endpoint(module), params['login_user'], error_text(exc)))
+    except OSError as exc:
+        module.fail_json(msg='Cannot connect to RethinkDB at %s: %s.' % (endpoint(module), exc))
+    return r, connection
+
+
+def error_text(exc: Exception) -> str:
+    """The server's or driver's message without the query echo and trailing punctuation."""
+    message = getattr(exc, 'message', None) or str(exc)
+    return message.strip().splitlines()[0].rstrip('.')
+
+
+def plain(value):
+    """Turn raw ReQL pseudo-types (TIME, BINARY) into JSON that Ansible can return."""
+    if isinstance(value, dict):
+        if value.get('$reql_type$') == 'TIME':
+            offset = value.get('timezone', '+00:00')
+            hours, minutes = int(offset[1:3]), int(offset[4:6])
+            sign = -1 if offset[0] == '-' else 1
+            zone = datetime.timezone(sign * datetime.timedelta(hours=hours, minutes=minutes))
+            return datetime.datetime.fromtimestamp(value['epoch_time'], zone).isoformat()
+        return dict((key, plain(item)) for key, item in value.items())
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
+def split_table_name(name: str) -> tuple[str, str]:
+    """'db.table' to (db, table); raise ValueError on anything else."""
+    db, dot, table = name.partition('.')
+    if not dot or not db or not table or '.' in table:
+        raise ValueError("'%s' is not a table name of the form database.table" % name)
+    return db, table
