@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
@@ -25,6 +26,9 @@ LOGIN_MUTUALLY_EXCLUSIVE = [('login_password', 'login_password_file')]
 
 # Run options that keep ReQL pseudo-types as plain JSON, so results can be returned to Ansible.
 RAW_FORMATS = {'time_format': 'raw', 'binary_format': 'raw'}
+
+# The driver starts its connection errors with the address, which our message already names.
+_DRIVER_CONNECT_PREFIX = re.compile(r'^Could not connect to \S+?[,.]\s*(Error:\s*)?')
 
 
 def rethinkdb_common_argument_spec() -> dict:
@@ -81,11 +85,9 @@ def connect(module):
         connect_args['ssl'] = {'ca_certs': params['tls_ca_file']}
     try:
         connection = r.connect(**connect_args)
-    except ReqlError as exc:
-        module.fail_json(msg='Cannot connect to RethinkDB at %s as %s: %s.'
-                         % (endpoint(module), params['login_user'], error_text(exc)))
-    except OSError as exc:
-        module.fail_json(msg='Cannot connect to RethinkDB at %s: %s.' % (endpoint(module), exc))
+    except (ReqlError, OSError) as exc:
+        cause = _DRIVER_CONNECT_PREFIX.sub('', error_text(exc))
+        module.fail_json(msg='Cannot connect to RethinkDB at %s as %s: %s.' % (endpoint(module), params['login_user'], cause))
     return r, connection
 
 
