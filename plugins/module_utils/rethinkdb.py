@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import datetime
+import math
 import re
+import time
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
@@ -118,3 +120,58 @@ def split_table_name(name: str) -> tuple[str, str]:
     if not dot or not db or not table or '.' in table:
         raise ValueError("'%s' is not a table name of the form database.table" % name)
     return db, table
+
+
+class NotReadyError(Exception):
+    """Tables did not reach a readiness within the time allowed; `waiting` maps them to replica states."""
+
+    def __init__(self, wait_for: str, timeout: int, waiting: dict, waited: float):
+        self.waiting = waiting
+        self.waited = waited
+        super().__init__('Tables not %s after %d seconds: %s' % (wait_for, timeout, describe_waiting(waiting) or 'all ready now, try again'))
+
+
+def wait_ready(r, connection, tables: list, wait_for: str, timeout: int) -> float:
+    """Wait until every (db, table) has the readiness wait_for, within one overall timeout.
+
+    Returns the seconds waited; raises NotReadyError on timeout and ReqlError on anything else.
+    """
+    started = time.monotonic()
+    deadline = started + timeout
+    for db, name in tables:
+        remaining = deadline - time.monotonic()
+        try:
+            if remaining <= 0:
+                raise TimeoutError
+            # RethinkDB takes whole seconds.
+            r.db(db).table(name).wait(wait_for=wait_for, timeout=max(1, math.ceil(remaining))).run(connection)
+        except (TimeoutError, ReqlError) as exc:
+            if isinstance(exc, ReqlError) and not error_text(exc).startswith('Timed out'):
+                raise
+            statuses = r.db('rethinkdb').table('table_status').run(connection)
+            raise NotReadyError(wait_for, timeout, not_ready(statuses, tables, wait_for), round(time.monotonic() - started, 3)) from None
+    return round(time.monotonic() - started, 3)
+
+
+def not_ready(statuses: list, tables: list, wait_for: str) -> dict:
+    """Replica states of the (db, table)s that lack the readiness flag, by 'db.table'."""
+    wanted = set(tables)
+    return dict(('%s.%s' % (status['db'], status['name']), replica_states(status))
+                for status in statuses
+                if (status['db'], status['name']) in wanted and not status['status'][wait_for])
+
+
+def describe_waiting(waiting: dict) -> str:
+    """'db.table (node3 disconnected)' for each table, for a one-line message."""
+    parts = []
+    for name, states in sorted(waiting.items()):
+        unready = sorted(set('%s %s' % (item['server'], item['state']) for item in states if item['state'] != 'ready'))
+        parts.append('%s (%s)' % (name, ', '.join(unready) or 'no replica ready'))
+    return '; '.join(parts)
+
+
+def replica_states(status: dict) -> list:
+    """Flatten a table_status row's shards into [{shard, server, state}]."""
+    return [dict(shard=number, server=replica['server'], state=replica['state'])
+            for number, shard in enumerate(status.get('shards') or [], start=1)
+            for replica in shard['replicas']]

@@ -225,22 +225,23 @@ waited:
   type: float
 '''
 
-import math
 import re
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.rethinkdb import (
     LOGIN_MUTUALLY_EXCLUSIVE,
     RAW_FORMATS,
+    NotReadyError,
     ReqlError,
     connect,
     endpoint,
     error_text,
     plain,
+    replica_states,
     rethinkdb_common_argument_spec,
     split_table_name,
+    wait_ready,
 )
 
 STATUS_FLAGS = ('ready_for_outdated_reads', 'ready_for_reads', 'ready_for_writes', 'all_replicas_ready')
@@ -263,61 +264,6 @@ def chosen_tables(module, table_configs: list) -> list:
             module.fail_json(msg='Table %s does not exist on the cluster at %s (tables: %s).' % (name, endpoint(module), known))
         rows.append(by_name[name])
     return rows
-
-
-def wait_until_ready(module, r, connection, tables: list) -> float:
-    """Wait for every table's readiness within one overall timeout; return the seconds waited."""
-    started = time.monotonic()
-    deadline = started + module.params['wait_timeout']
-    for row in tables:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            fail_not_ready(module, r, connection, tables, started)
-        try:
-            # RethinkDB takes whole seconds.
-            r.db(row['db']).table(row['name']).wait(wait_for=module.params['wait_for'], timeout=max(1, math.ceil(remaining))).run(connection)
-        except ReqlError as exc:
-            if not error_text(exc).startswith('Timed out'):
-                module.fail_json(msg='Waiting for %s.%s failed: %s.' % (row['db'], row['name'], error_text(exc)))
-            fail_not_ready(module, r, connection, tables, started)
-    return round(time.monotonic() - started, 3)
-
-
-def fail_not_ready(module, r, connection, tables: list, started: float) -> None:
-    """Fail with the tables that are still not ready and the states of their replicas."""
-    wait_for = module.params['wait_for']
-    waiting = not_ready(r.db('rethinkdb').table('table_status').run(connection), tables, wait_for)
-    module.fail_json(
-        msg='Tables not %s after %d seconds: %s.' % (wait_for, module.params['wait_timeout'], describe_waiting(waiting) or 'all ready now, try again'),
-        not_ready=waiting, waited=round(time.monotonic() - started, 3))
-
-
-def not_ready(statuses: list, tables: list, wait_for: str) -> dict:
-    """Replica states of the tables that lack the readiness flag, by table name."""
-    wanted = set((row['db'], row['name']) for row in tables)
-    waiting = {}
-    for status in statuses:
-        if (status['db'], status['name']) in wanted and not status['status'][wait_for]:
-            waiting['%s.%s' % (status['db'], status['name'])] = replica_states(status)
-    return waiting
-
-
-def describe_waiting(waiting: dict) -> str:
-    """'db.table (node3 disconnected)' for each table, for a one-line message."""
-    parts = []
-    for name, states in sorted(waiting.items()):
-        unready = sorted(set('%s %s' % (item['server'], item['state']) for item in states if item['state'] != 'ready'))
-        parts.append('%s (%s)' % (name, ', '.join(unready) or 'no replica ready'))
-    return '; '.join(parts)
-
-
-def replica_states(status: dict) -> list:
-    """Flatten table_status shards into [{shard, server, state}]."""
-    states = []
-    for number, shard in enumerate(status.get('shards') or [], start=1):
-        for replica in shard['replicas']:
-            states.append(dict(shard=number, server=replica['server'], state=replica['state']))
-    return states
 
 
 def server_facts(server_status: list, server_config: list) -> list:
@@ -380,7 +326,10 @@ def gather(module, r, connection) -> dict:
     waited = 0.0
     tables = chosen_tables(module, system.table('table_config').run(connection))
     if module.params['wait_ready'] and tables:
-        waited = wait_until_ready(module, r, connection, tables)
+        try:
+            waited = wait_ready(r, connection, [(row['db'], row['name']) for row in tables], module.params['wait_for'], module.params['wait_timeout'])
+        except NotReadyError as exc:
+            module.fail_json(msg='%s.' % exc, not_ready=exc.waiting, waited=exc.waited)
     server_status = system.table('server_status').run(connection, **RAW_FORMATS)
     statuses = dict((row['id'], row) for row in system.table('table_status').run(connection))
     facts = dict(('%s.%s' % (row['db'], row['name']), table_facts(row, statuses[row['id']])) for row in tables if row['id'] in statuses)

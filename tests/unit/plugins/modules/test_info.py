@@ -140,7 +140,7 @@ def test_other_wait_errors_are_reported_as_they_are(fake, capsys):
 
     result = run_module(info.main, {'wait_ready': True}, capsys)
 
-    assert result['msg'] == 'Waiting for bigchain.bigchain failed: Database `bigchain` does not exist.'
+    assert result['msg'] == 'Reading the cluster at localhost:28015 failed: Database `bigchain` does not exist.'
 
 
 def test_connection_failure_names_the_endpoint(monkeypatch, capsys):
