@@ -139,8 +139,8 @@ def create(source_dir: str, dest: str, level: int = DEFAULT_LEVEL, threads: int 
     if not os.path.isdir(source_dir):
         raise ArchiveError('%s is not a directory' % source_dir)
     partial = dest + '.partial'
-    workers = threads if threads > 0 else (os.cpu_count() or 1)
-    compressor = zstandard.ZstdCompressor(level=level, threads=workers if workers > 1 else 0)
+    # Even one worker thread helps: it compresses while this thread reads the files.
+    compressor = zstandard.ZstdCompressor(level=level, threads=threads if threads > 0 else (os.cpu_count() or 1))
     files = raw_bytes = 0
     skipped = []
     try:
