@@ -1,0 +1,71 @@
+# Copyright: bigchaindb.rethinkdb contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The node lock: one backup at a time per data directory, and the record of what the backup took.
+
+A JSON file beside the data directory (never inside it): `<data_dir>.backup-lock`. Later module runs of the
+same set (archive, release) read it to find their snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.archive import fsync_dir
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import (
+    SnapshotError, durable_json, read_json, write_json_atomic)
+
+
+class LockHeld(SnapshotError):
+    """Another backup set holds the lock."""
+
+
+def lock_path(data_dir: str) -> str:
+    return data_dir.rstrip('/') + '.backup-lock'
+
+
+class NodeLock:
+    """Created with all its content at once (a hard link of a complete file, which fails if the lock
+    exists, as O_EXCL would), updated by atomic replacement, removed on release."""
+
+    def __init__(self, data_dir: str):
+        self.path = lock_path(data_dir)
+        self._directory = os.path.dirname(self.path)
+
+    def read(self) -> dict | None:
+        return read_json(self.path)
+
+    def acquire(self, state: dict) -> None:
+        """Take the lock for state['set_id'], or raise LockHeld naming the set that holds it."""
+        staged = durable_json(self._directory, state)
+        try:
+            os.link(staged, self.path)
+        except FileExistsError:
+            holder = self.read() or {}
+            raise LockHeld(held_message(self.path, holder), holder=holder)
+        finally:
+            os.unlink(staged)
+        fsync_dir(self._directory)
+
+    def update(self, **fields) -> dict:
+        """Record fields in the lock (never while the directory's filesystem is frozen); return the new state."""
+        state = self.read()
+        if state is None:
+            raise SnapshotError('The lock file %s disappeared while the backup held it.' % self.path)
+        state.update(fields)
+        write_json_atomic(self.path, state)
+        return state
+
+    def release(self) -> bool:
+        """Remove the lock; False if there was none."""
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            return False
+        fsync_dir(self._directory)
+        return True
+
+
+def held_message(path: str, holder: dict) -> str:
+    return ('Backup set %s holds the lock %s (taken by pid %s on %s at %s). If that backup no longer runs, release it '
+            'with state=absent and set_id=%s.' % (holder.get('set_id'), path, holder.get('pid'), holder.get('host'),
+                                                   holder.get('created_at'), holder.get('set_id')))
