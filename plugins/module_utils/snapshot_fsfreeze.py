@@ -1,0 +1,185 @@
+# Copyright: bigchaindb.rethinkdb contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""fsfreeze backend: freeze the data directory's filesystem, copy the data directory to another
+filesystem, thaw. The freeze lasts the whole copy, and a watchdog process thaws the filesystem if the
+module does not within freeze_timeout, or dies.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import time
+
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import (
+    Backend, SnapshotError, copy_path, copy_tree, mount_of, remove_copy)
+
+# Filesystems that the kernel cannot freeze, or that a freeze would not make consistent.
+UNFREEZABLE = frozenset(('tmpfs', 'ramfs', 'devtmpfs', 'proc', 'sysfs', 'overlay', 'nfs', 'nfs4', 'cifs', 'fuse', 'fuseblk'))
+CANCEL = b'cancel'
+# What fsfreeze -u prints when the filesystem is not frozen (the kernel's EINVAL).
+NOT_FROZEN = 'Invalid argument'
+
+
+def freeze_argv(mountpoint: str) -> list:
+    return ['fsfreeze', '--freeze', mountpoint]
+
+
+def thaw_argv(mountpoint: str) -> list:
+    return ['fsfreeze', '--unfreeze', mountpoint]
+
+
+class Watchdog:
+    """A detached process (double fork, own session) that thaws a filesystem at a deadline, or at once if
+    the process that started it dies, unless cancelled first. It needs nothing from the frozen filesystem:
+    the thaw command's path is resolved before the freeze."""
+
+    def __init__(self, thaw: list, seconds: float):
+        deadline = time.monotonic() + seconds
+        ready_read, ready_write = os.pipe()
+        control_read, self._control = os.pipe()
+        child = os.fork()
+        if child == 0:
+            os.close(self._control)
+            os.close(ready_read)
+            _detach_and_watch(control_read, ready_write, thaw, deadline)
+        os.close(control_read)
+        os.close(ready_write)
+        os.waitpid(child, 0)
+        with os.fdopen(ready_read, 'rb') as ready:
+            announced = ready.read()
+        if not announced:
+            os.close(self._control)
+            raise SnapshotError('The freeze watchdog did not start.')
+        self.pid = int(announced)
+
+    def cancel(self) -> bool:
+        """Tell the watchdog the filesystem is thawed, so it exits without acting; False if it had already
+        acted and ended (at its deadline)."""
+        try:
+            os.write(self._control, CANCEL)
+            return True
+        except BrokenPipeError:
+            return False
+        finally:
+            os.close(self._control)
+
+
+def _detach_and_watch(control: int, ready: int, thaw: list, deadline: float) -> None:
+    """In the forked child: leave the session, fork again so the watchdog is nobody's child, watch, exit.
+    Never returns: a forked child must not run the parent's code or exit handlers."""
+    status = 0
+    try:
+        os.setsid()
+        if os.fork() != 0:
+            os._exit(0)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for standard in (0, 1, 2):
+            os.dup2(devnull, standard)
+        os.closerange(3, min(control, ready))
+        os.closerange(max(control, ready) + 1, os.sysconf('SC_OPEN_MAX'))
+        os.write(ready, str(os.getpid()).encode())
+        os.close(ready)
+        if not _cancelled_before(control, deadline):
+            status = subprocess.call(thaw, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    finally:
+        os._exit(status)
+
+
+def _cancelled_before(control: int, deadline: float) -> bool:
+    """Wait for a cancel until the deadline; end of file (the module died) counts as no cancel."""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        readable = select.select([control], [], [], remaining)[0]
+        if readable:
+            return os.read(control, len(CANCEL)) == CANCEL
+
+
+class FsfreezeSnapshot(Backend):
+    """fsfreeze -f, cp -a to staging_dir (on another filesystem: any write to a frozen filesystem blocks
+    until the thaw), fsfreeze -u. Writes to the data directory's filesystem wait for the whole copy."""
+
+    name = 'fsfreeze'
+    tools = ('fsfreeze', 'cp')
+    copies = True
+
+    def __init__(self, plan, commands):
+        super().__init__(plan, commands)
+        self.watchdog = None
+
+    @classmethod
+    def make_plan(cls, data_dir, set_id, options, commands):
+        mount = mount_of(data_dir)
+        if mount.mountpoint == '/':
+            raise SnapshotError('%s is on the root filesystem; freezing it would stop the whole node: use another backend '
+                                'or move the data directory to a filesystem of its own.' % data_dir)
+        if mount.fstype in UNFREEZABLE:
+            raise SnapshotError('%s is on a %s filesystem, which cannot be frozen.' % (data_dir, mount.fstype))
+        staging_dir = options.get('staging_dir')
+        if not staging_dir or not os.path.isdir(staging_dir):
+            raise SnapshotError('The fsfreeze backend copies the data directory into staging_dir, an existing directory on '
+                                'another filesystem: set staging_dir.')
+        if mount_of(staging_dir).device == mount.device:
+            raise SnapshotError('staging_dir %s is on the filesystem that fsfreeze freezes (%s): the copy would wait for the '
+                                'thaw forever. Choose a directory on another filesystem.' % (staging_dir, mount.mountpoint))
+        copy = copy_path(staging_dir, data_dir, set_id)
+        return dict(data_dir=data_dir, mountpoint=mount.mountpoint, copy=copy, read_path=copy,
+                    freeze_timeout=options['freeze_timeout'])
+
+    def prepare(self, progress):
+        """Flush dirty pages now so the freeze at the shared instant is quick, and arm the watchdog before
+        anything is frozen (its deadline counts from here)."""
+        os.sync()
+        self.watchdog = Watchdog(self.commands.resolve(thaw_argv(self.plan['mountpoint'])), self.plan['freeze_timeout'])
+        progress(frozen=True, watchdog_pid=self.watchdog.pid)
+
+    def take(self, progress):
+        mountpoint = self.plan['mountpoint']
+        try:
+            self.commands.run(freeze_argv(mountpoint), 'freeze %s' % mountpoint)
+        except SnapshotError:
+            self.watchdog.cancel()
+            progress(frozen=False)
+            raise
+        taken_at = time.time()
+        frozen_at = time.monotonic()
+        copy_failure = None
+        try:
+            copy_tree(self.commands, self.plan['data_dir'], self.plan['copy'])
+        except SnapshotError as exc:
+            copy_failure = exc
+        rc, stdout, stderr = self.commands.attempt(thaw_argv(mountpoint))
+        freeze_ms = round((time.monotonic() - frozen_at) * 1000, 3)
+        if rc != 0:
+            if freeze_ms >= self.plan['freeze_timeout'] * 1000:
+                raise SnapshotError('The freeze of %s lasted longer than freeze_timeout (%ss): the watchdog thawed it during '
+                                    'the copy, so the copy is not consistent. Raise freeze_timeout.'
+                                    % (mountpoint, self.plan['freeze_timeout']), argv=thaw_argv(mountpoint), rc=rc,
+                                    stdout=stdout, stderr=stderr)
+            raise SnapshotError('Cannot thaw %s: fsfreeze exited with %d: %s. The watchdog (pid %d) thaws it within '
+                                'freeze_timeout; or run fsfreeze --unfreeze %s.'
+                                % (mountpoint, rc, stderr.strip(), self.watchdog.pid, mountpoint),
+                                argv=thaw_argv(mountpoint), rc=rc, stdout=stdout, stderr=stderr)
+        self.watchdog.cancel()
+        progress(frozen=False)
+        if copy_failure is not None:
+            raise copy_failure
+        return dict(taken_at=taken_at, freeze_ms=freeze_ms)
+
+    def read_path(self):
+        return self.plan['read_path']
+
+    def release(self, state, dry_run=False):
+        done = []
+        mountpoint = self.plan['mountpoint']
+        if state.get('frozen'):
+            done.append('thaw %s' % mountpoint)
+            if not dry_run:
+                rc, stdout, stderr = self.commands.attempt(thaw_argv(mountpoint))
+                if rc != 0 and NOT_FROZEN not in stderr:
+                    raise SnapshotError('Cannot thaw %s: fsfreeze exited with %d: %s' % (mountpoint, rc, stderr.strip()),
+                                        argv=thaw_argv(mountpoint), rc=rc, stdout=stdout, stderr=stderr)
+        return done + remove_copy(self.plan['copy'], dry_run)

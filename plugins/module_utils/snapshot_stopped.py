@@ -1,0 +1,69 @@
+# Copyright: bigchaindb.rethinkdb contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""stopped backend: stop the server, copy its data directory, start it again. Consistent on any
+filesystem, at the price of the server's downtime for the whole copy."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import (
+    Backend, SnapshotError, copy_path, copy_tree, remove_copy)
+
+
+class StoppedSnapshot(Backend):
+    """Runs stop_command, `cp -a` into staging_dir (default: beside the data directory), then start_command,
+    which runs whatever happened before it."""
+
+    name = 'stopped'
+    tools = ('cp',)
+    copies = True
+
+    @classmethod
+    def make_plan(cls, data_dir, set_id, options, commands):
+        if not options.get('stop_command') or not options.get('start_command'):
+            raise SnapshotError('The stopped backend needs stop_command and start_command (argv lists).')
+        staging_dir = options.get('staging_dir') or os.path.dirname(data_dir)
+        if not os.path.isdir(staging_dir):
+            raise SnapshotError('staging_dir %s is not a directory.' % staging_dir)
+        copy = copy_path(staging_dir, data_dir, set_id)
+        return dict(data_dir=data_dir, copy=copy, read_path=copy,
+                    stop_command=list(options['stop_command']), start_command=list(options['start_command']))
+
+    def problems(self):
+        server_tools = sorted(set([self.plan['stop_command'][0], self.plan['start_command'][0]]))
+        return super().problems() + ['The %s command is not installed on this node.' % tool for tool in self.commands.missing(server_tools)]
+
+    def take(self, progress):
+        progress(server_stopped=True)
+        stopped_at = time.monotonic()
+        taken_at = None
+        failure = None
+        try:
+            self.commands.run(self.plan['stop_command'], 'stop the server')
+            taken_at = time.time()
+            copy_tree(self.commands, self.plan['data_dir'], self.plan['copy'])
+        except SnapshotError as exc:
+            failure = exc
+        try:
+            self.commands.run(self.plan['start_command'], 'start the server')
+        except SnapshotError as exc:
+            if failure is not None:
+                raise SnapshotError('%s (before that: %s)' % (exc, failure), **exc.details)
+            raise
+        progress(server_stopped=False)
+        if failure is not None:
+            raise failure
+        return dict(taken_at=taken_at, freeze_ms=round((time.monotonic() - stopped_at) * 1000, 3))
+
+    def read_path(self):
+        return self.plan['read_path']
+
+    def release(self, state, dry_run=False):
+        done = []
+        if state.get('server_stopped'):
+            done.append('start the server (%s)' % ' '.join(self.plan['start_command']))
+            if not dry_run:
+                self.commands.run(self.plan['start_command'], 'start the server')
+        return done + remove_copy(self.plan['copy'], dry_run)
