@@ -14,10 +14,9 @@ import json
 import os
 import shutil
 import stat
-import tempfile
 import time
 
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.archive import fsync_dir
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.backup_set import format_time
 
 SBIN_DIRS = ('/usr/local/sbin', '/usr/sbin', '/sbin')
 # Messages in English whatever the node's locale, since a few are matched (fsfreeze's "Invalid argument").
@@ -161,23 +160,6 @@ def copy_path(directory: str, data_dir: str, set_id: str) -> str:
     return os.path.join(directory, '%s.snapshot-%s' % (os.path.basename(data_dir), set_id))
 
 
-def durable_json(directory: str, state: dict) -> str:
-    """A new fsynced file in directory holding state as JSON; returns its path (the caller renames it)."""
-    fd, path = tempfile.mkstemp(prefix='.tmp-', suffix='.json', dir=directory)
-    with os.fdopen(fd, 'w', encoding='utf-8') as stream:
-        json.dump(state, stream, indent=2, sort_keys=True)
-        stream.flush()
-        os.fsync(stream.fileno())
-    return path
-
-
-def write_json_atomic(path: str, state: dict) -> None:
-    """Replace path with state as JSON, atomically and durably."""
-    directory = os.path.dirname(path)
-    os.replace(durable_json(directory, state), path)
-    fsync_dir(directory)
-
-
 def read_json(path: str) -> dict | None:
     """A JSON record the collection wrote, or None if there is none."""
     try:
@@ -190,9 +172,8 @@ def read_json(path: str) -> dict | None:
 
 
 def iso_utc(epoch: float) -> str:
-    """ISO 8601 in UTC with milliseconds and Z, the manifest's time format."""
-    moment = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
-    return moment.strftime('%Y-%m-%dT%H:%M:%S.') + '%03dZ' % (moment.microsecond // 1000)
+    """An epoch instant in the manifest's time format."""
+    return format_time(datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc))
 
 
 def wait_until(instant: float) -> float:

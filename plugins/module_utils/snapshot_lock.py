@@ -8,11 +8,13 @@ same set (archive, release) read it to find their snapshot.
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.archive import fsync_dir
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import (
-    SnapshotError, durable_json, read_json, write_json_atomic)
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.backup_set import write_json_atomic
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import SnapshotError, read_json
 
 
 class LockHeld(SnapshotError):
@@ -21,6 +23,16 @@ class LockHeld(SnapshotError):
 
 def lock_path(data_dir: str) -> str:
     return data_dir.rstrip('/') + '.backup-lock'
+
+
+def _complete_file(directory: str, state: dict) -> str:
+    """A new fsynced file in directory holding state as JSON, to be linked as the lock."""
+    fd, path = tempfile.mkstemp(prefix='.backup-lock-', suffix='.tmp', dir=directory)
+    with os.fdopen(fd, 'w', encoding='utf-8') as stream:
+        json.dump(state, stream, indent=2)
+        stream.flush()
+        os.fsync(stream.fileno())
+    return path
 
 
 class NodeLock:
@@ -36,7 +48,7 @@ class NodeLock:
 
     def acquire(self, state: dict) -> None:
         """Take the lock for state['set_id'], or raise LockHeld naming the set that holds it."""
-        staged = durable_json(self._directory, state)
+        staged = _complete_file(self._directory, state)
         try:
             os.link(staged, self.path)
         except FileExistsError:
