@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import select
 import subprocess
+import sys
 import time
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import (
@@ -30,29 +31,47 @@ def thaw_argv(mountpoint: str) -> list:
     return ['fsfreeze', '--unfreeze', mountpoint]
 
 
+# The watchdog's program, run by a fresh interpreter (-I -S -B: no site, no environment, no bytecode written,
+# so it touches no filesystem that may be frozen). Arguments: control fd, ready fd, monotonic deadline, thaw argv.
+# A cancel on the control pipe ends it quietly; end of file (the module died) or the deadline thaws.
+WATCHER = """
+import os, select, subprocess, sys, time
+control, ready, deadline, thaw = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]
+os.write(ready, b'ready')
+os.close(ready)
+remaining = deadline - time.monotonic()
+if remaining > 0 and select.select([control], [], [], remaining)[0] and os.read(control, 16) == b'cancel':
+    sys.exit(0)
+sys.exit(subprocess.call(thaw, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+"""
+STARTUP_SECONDS = 30
+
+
 class Watchdog:
-    """A detached process (double fork, own session) that thaws a filesystem at a deadline, or at once if
-    the process that started it dies, unless cancelled first. It needs nothing from the frozen filesystem:
-    the thaw command's path is resolved before the freeze."""
+    """A detached process (its own session, no inherited output, working directory /) that thaws a
+    filesystem at a deadline, or at once if the process that started it dies, unless cancelled first."""
 
     def __init__(self, thaw: list, seconds: float):
         deadline = time.monotonic() + seconds
-        ready_read, ready_write = os.pipe()
         control_read, self._control = os.pipe()
-        child = os.fork()
-        if child == 0:
-            os.close(self._control)
+        ready_read, ready_write = os.pipe()
+        try:
+            watcher = subprocess.Popen([sys.executable, '-I', '-S', '-B', '-c', WATCHER, str(control_read), str(ready_write),
+                                        repr(deadline)] + list(thaw),
+                                       pass_fds=(control_read, ready_write), start_new_session=True, cwd='/',
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        finally:
+            os.close(control_read)
+            os.close(ready_write)
+        self.pid = watcher.pid
+        try:
+            started = select.select([ready_read], [], [], STARTUP_SECONDS)[0] and os.read(ready_read, 16) == b'ready'
+        finally:
             os.close(ready_read)
-            _detach_and_watch(control_read, ready_write, thaw, deadline)
-        os.close(control_read)
-        os.close(ready_write)
-        os.waitpid(child, 0)
-        with os.fdopen(ready_read, 'rb') as ready:
-            announced = ready.read()
-        if not announced:
+        if not started:
+            watcher.kill()
             os.close(self._control)
-            raise SnapshotError('The freeze watchdog did not start.')
-        self.pid = int(announced)
+            raise SnapshotError('The freeze watchdog did not start within %d seconds; nothing was frozen.' % STARTUP_SECONDS)
 
     def cancel(self) -> bool:
         """Tell the watchdog the filesystem is thawed, so it exits without acting; False if it had already
@@ -64,38 +83,6 @@ class Watchdog:
             return False
         finally:
             os.close(self._control)
-
-
-def _detach_and_watch(control: int, ready: int, thaw: list, deadline: float) -> None:
-    """In the forked child: leave the session, fork again so the watchdog is nobody's child, watch, exit.
-    Never returns: a forked child must not run the parent's code or exit handlers."""
-    status = 0
-    try:
-        os.setsid()
-        if os.fork() != 0:
-            os._exit(0)
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for standard in (0, 1, 2):
-            os.dup2(devnull, standard)
-        os.closerange(3, min(control, ready))
-        os.closerange(max(control, ready) + 1, os.sysconf('SC_OPEN_MAX'))
-        os.write(ready, str(os.getpid()).encode())
-        os.close(ready)
-        if not _cancelled_before(control, deadline):
-            status = subprocess.call(thaw, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    finally:
-        os._exit(status)
-
-
-def _cancelled_before(control: int, deadline: float) -> bool:
-    """Wait for a cancel until the deadline; end of file (the module died) counts as no cancel."""
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        readable = select.select([control], [], [], remaining)[0]
-        if readable:
-            return os.read(control, len(CANCEL)) == CANCEL
 
 
 class FsfreezeSnapshot(Backend):
