@@ -552,11 +552,6 @@ def _inspect(set_dir: str, verify_checksums: bool) -> _Inspection:
     return _Inspection(set_id, 'invalid' if problems else 'complete', manifest, problems)
 
 
-def check_set(set_dir: str, verify_checksums: bool = True) -> list[str]:
-    """Full validation of one set: manifest schema, every part present with its size and sha256. Empty = valid."""
-    return _inspect(os.path.abspath(set_dir), verify_checksums).problems
-
-
 def _files_bytes(set_dir: str) -> int:
     """Bytes of the regular files under a directory (the size of an incomplete set)."""
     total = 0
@@ -579,13 +574,13 @@ def _summary(problems: list[str]) -> str | None:
     return problems[0] + (' (and %d more problem%s)' % (more, 's' if more > 1 else '') if more else '')
 
 
-def describe_set(set_dir: str) -> dict:
-    """The listing entry of one set directory, cheaply (sizes checked, nothing hashed)."""
+def inspect_set(set_dir: str, verify_checksums: bool = False) -> tuple[dict, list[str]]:
+    """(listing entry, problems) of one set directory; sha256 of the parts only when verify_checksums."""
     set_dir = os.path.abspath(set_dir)
-    inspection = _inspect(set_dir, verify_checksums=False)
+    inspection = _inspect(set_dir, verify_checksums)
     manifest = inspection.manifest
     complete = inspection.state == 'complete'
-    return {
+    entry = {
         'set_id': inspection.set_id,
         'cluster': os.path.basename(os.path.dirname(set_dir)),
         'method': set_id_method(inspection.set_id),
@@ -600,6 +595,17 @@ def describe_set(set_dir: str) -> dict:
         'parts': len(manifest['parts']) if manifest else 0,
         'reason': _summary(inspection.problems),
     }
+    return entry, inspection.problems
+
+
+def describe_set(set_dir: str) -> dict:
+    """The listing entry of one set directory, cheaply (sizes checked, nothing hashed)."""
+    return inspect_set(set_dir)[0]
+
+
+def check_set(set_dir: str, verify_checksums: bool = True) -> list[str]:
+    """Full validation of one set: manifest schema, every part present with its size and sha256. Empty = valid."""
+    return inspect_set(set_dir, verify_checksums)[1]
 
 
 def _newest_first(sets: list) -> list:
