@@ -40,7 +40,6 @@ ISO_TIME_RE = re.compile(r'\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z')
 SHA256_RE = re.compile(r'[0-9a-f]{64}')
 
 COMMIT_FIELDS = ('started_at', 'finished_at', 'rethinkdb_version', 'tables', 'snapshot')
-STATES = ('complete', 'partial', 'failed', 'invalid')
 
 
 class BackupSetError(Exception):
@@ -83,19 +82,29 @@ def format_time(moment: datetime.datetime) -> str:
     return moment.strftime('%Y-%m-%dT%H:%M:%S.') + '%03dZ' % (moment.microsecond // 1000)
 
 
-def set_id_time(set_id: str) -> datetime.datetime:
-    """The UTC instant a set id was made at (its first 16 characters)."""
-    match = SET_ID_RE.fullmatch(set_id)
+def _match_set_id(set_id: str) -> re.Match:
+    match = SET_ID_RE.fullmatch(set_id) if isinstance(set_id, str) else None
     if not match:
         raise BackupSetError("'%s' is not a backup set id (like 20261124T163000Z-dump-3f9a)" % set_id)
-    naive = datetime.datetime.strptime(match.group('time'), SET_ID_TIME_FORMAT)
+    return match
+
+
+def set_id_time(set_id: str) -> datetime.datetime:
+    """The UTC instant a set id was made at."""
+    naive = datetime.datetime.strptime(_match_set_id(set_id).group('time'), SET_ID_TIME_FORMAT)
     return naive.replace(tzinfo=datetime.timezone.utc)
 
 
 def set_id_method(set_id: str) -> str:
     """The method (dump or snapshot) named in a set id."""
-    set_id_time(set_id)
-    return set_id.split('-')[1]
+    return _match_set_id(set_id).group('method')
+
+
+def check_set_id_method(set_id: str, method: str) -> None:
+    """Refuse a set id that names another method than the one asked for."""
+    if set_id_method(set_id) != method:
+        raise BackupSetError('set id %s names method %s, not %s: give method %s or another set id'
+                             % (set_id, set_id_method(set_id), method, set_id_method(set_id)))
 
 
 def new_set_id(method: str, now: datetime.datetime | None = None) -> str:
@@ -137,6 +146,200 @@ def _parse_dir_name(name: str) -> tuple[str, str] | None:
     return (name, kind) if SET_ID_RE.fullmatch(name) else None
 
 
+# --- the manifest's schema ---------------------------------------------------------------------------------
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and value != ''
+
+
+def _is_optional_text(value: Any) -> bool:
+    return value is None or _is_text(value)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_positive_count(value: Any) -> bool:
+    return _is_count(value) and value > 0
+
+
+def _is_duration(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
+def _is_texts(value: Any) -> bool:
+    return isinstance(value, list) and all(_is_text(item) for item in value)
+
+
+def _is_time(value: Any) -> bool:
+    return isinstance(value, str) and ISO_TIME_RE.fullmatch(value) is not None
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, list)
+
+
+TIME_WANTED = 'an ISO 8601 UTC time with milliseconds, like 2026-11-24T16:30:00.123Z'
+# Per key of a manifest object: the check of its value, and what the value should be (for the message).
+Schema = dict[str, tuple[Callable[[Any], bool], str]]
+
+MANIFEST_SCHEMA: Schema = {
+    'format': (lambda value: value == FORMAT and not isinstance(value, bool), 'format %d' % FORMAT),
+    'set_id': (lambda value: isinstance(value, str) and SET_ID_RE.fullmatch(value) is not None, 'a set id'),
+    'cluster': (lambda value: isinstance(value, str) and CLUSTER_RE.fullmatch(value) is not None, 'a cluster name'),
+    'method': (lambda value: value in METHODS, 'one of %s' % ', '.join(METHODS)),
+    'started_at': (_is_time, TIME_WANTED),
+    'finished_at': (_is_time, TIME_WANTED),
+    'rethinkdb_version': (_is_text, 'the RethinkDB version, like 2.4.4'),
+    'tables': (_is_list, 'a list of tables'),
+    'parts': (_is_list, 'a list of parts'),
+    'snapshot': (lambda value: value is None or isinstance(value, dict), 'null or the snapshot record'),
+}
+TABLE_SCHEMA: Schema = {
+    'db': (_is_text, 'a database name'),
+    'name': (_is_text, 'a table name'),
+    'documents': (_is_count, 'a document count'),
+    'primary_key': (_is_text, 'a field name'),
+    'indexes': (_is_texts, 'a list of index names'),
+    'shards': (_is_positive_count, 'a shard count'),
+    'replicas': (_is_positive_count, 'a replica count'),
+    'primary_replicas': (_is_texts, 'a list of server names'),
+}
+PART_SCHEMA: Schema = {
+    'path': (_is_text, 'a path relative to the set'),
+    'bytes': (_is_count, 'a size in bytes'),
+    'sha256': (lambda value: isinstance(value, str) and SHA256_RE.fullmatch(value) is not None,
+               '64 lowercase hex digits'),
+    'server': (_is_optional_text, 'null or a server name'),
+    'host': (_is_optional_text, 'null or an inventory host'),
+}
+SNAPSHOT_SCHEMA: Schema = {
+    'backend': (_is_text, 'a snapshot backend'),
+    'barrier_at': (_is_time, TIME_WANTED),
+    'skew_ms': (_is_duration, 'milliseconds (a number >= 0)'),
+    'nodes': (_is_list, 'a list of nodes'),
+}
+SNAPSHOT_NODE_SCHEMA: Schema = {
+    'server': (_is_text, 'a server name'),
+    'host': (_is_text, 'an inventory host'),
+    'taken_at': (_is_time, TIME_WANTED),
+    'freeze_ms': (_is_duration, 'milliseconds (a number >= 0)'),
+}
+
+
+def _shown(value: Any) -> str:
+    """A value as JSON, cut short, for a problem message."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + '...'
+
+
+def _record_problems(record: Any, schema: Schema, where: str) -> list[str]:
+    """What is missing, unknown or of the wrong kind in one object of the manifest."""
+    if not isinstance(record, dict):
+        return ['%s is %s, not an object' % (where, _shown(record))]
+    problems = ['%s has no %s' % (where, key) for key in schema if key not in record]
+    problems.extend('%s.%s is %s, expected %s' % (where, key, _shown(record[key]), wanted)
+                    for key, (is_valid, wanted) in schema.items() if key in record and not is_valid(record[key]))
+    unknown = [key for key in record if key not in schema]
+    if unknown:
+        problems.append('%s has unknown key(s) %s' % (where, ', '.join(sorted(unknown))))
+    return problems
+
+
+def _part_path_problem(path: str) -> str | None:
+    """Why a part path is not a plain relative path inside the set, or None."""
+    if path.startswith('/'):
+        return 'part path %s is absolute; it must be relative to the set directory' % path
+    if any(component in ('', '.', '..') for component in path.split('/')):
+        return "part path %s must be relative names joined by '/', without '.', '..' or empty names" % path
+    if path in (MANIFEST, FAILED_MARKER):
+        return 'part path %s names a file of the set format itself' % path
+    return None
+
+
+def manifest_problems(manifest: Any, set_id: str | None = None, cluster: str | None = None) -> list[str]:
+    """Everything in a manifest that breaks format 1 (empty when valid); set_id/cluster: what it must name."""
+    problems = _record_problems(manifest, MANIFEST_SCHEMA, 'manifest')
+    if problems:
+        return problems
+    for expected, key in ((set_id, 'set_id'), (cluster, 'cluster')):
+        if expected is not None and manifest[key] != expected:
+            problems.append('manifest %s is %s, but the set directory says %s' % (key, manifest[key], expected))
+    if set_id_method(manifest['set_id']) != manifest['method']:
+        problems.append('manifest method %s differs from the method in set id %s' % (manifest['method'], manifest['set_id']))
+    for index, table in enumerate(manifest['tables']):
+        problems.extend(_record_problems(table, TABLE_SCHEMA, 'tables[%d]' % index))
+    paths = set()
+    for index, part in enumerate(manifest['parts']):
+        record_problems = _record_problems(part, PART_SCHEMA, 'parts[%d]' % index)
+        problems.extend(record_problems)
+        if record_problems:
+            continue
+        path_problem = _part_path_problem(part['path'])
+        if path_problem:
+            problems.append(path_problem)
+        if part['path'] in paths:
+            problems.append('part path %s is listed twice' % part['path'])
+        paths.add(part['path'])
+    snapshot = manifest['snapshot']
+    if manifest['method'] == 'snapshot' and snapshot is None:
+        problems.append('a snapshot set needs a snapshot record (backend, barrier_at, skew_ms, nodes)')
+    if manifest['method'] == 'dump' and snapshot is not None:
+        problems.append('a dump set must have snapshot null')
+    if snapshot is not None:
+        problems.extend(_record_problems(snapshot, SNAPSHOT_SCHEMA, 'snapshot'))
+        for index, node in enumerate(snapshot.get('nodes') if isinstance(snapshot.get('nodes'), list) else []):
+            problems.extend(_record_problems(node, SNAPSHOT_NODE_SCHEMA, 'snapshot.nodes[%d]' % index))
+    return problems
+
+
+def part_problems(set_dir: str, parts: list, verify_checksums: bool) -> list[str]:
+    """Which parts (of a schema-valid manifest) are missing, outside the set, of another size or sha256."""
+    problems = []
+    real_set_dir = os.path.realpath(set_dir)
+    for part in parts:
+        path = part['path']
+        file_path = os.path.join(set_dir, *path.split('/'))
+        if not os.path.realpath(file_path).startswith(real_set_dir + os.sep):
+            problems.append('part %s resolves to a file outside the set' % path)
+            continue
+        try:
+            file_stat = os.stat(file_path)
+        except FileNotFoundError:
+            problems.append('part %s is missing' % path)
+            continue
+        except OSError as exc:
+            problems.append('part %s cannot be read: %s' % (path, exc.strerror))
+            continue
+        if not stat.S_ISREG(file_stat.st_mode):
+            problems.append('part %s is not a regular file' % path)
+        elif file_stat.st_size != part['bytes']:
+            problems.append('part %s has %d bytes, expected %d' % (path, file_stat.st_size, part['bytes']))
+        elif verify_checksums:
+            digest = sha256_file(file_path)[0]
+            if digest != part['sha256']:
+                problems.append('part %s has sha256 %s, expected %s' % (path, digest, part['sha256']))
+    return problems
+
+
+def read_manifest(set_dir: str) -> dict:
+    """The parsed manifest.json of a set (not yet checked against the schema)."""
+    path = os.path.join(set_dir, MANIFEST)
+    try:
+        with open(path, encoding='utf-8') as stream:
+            return json.load(stream)
+    except FileNotFoundError:
+        raise BackupSetError('%s is missing' % MANIFEST) from None
+    except OSError as exc:
+        raise BackupSetError('%s cannot be read: %s' % (MANIFEST, exc.strerror)) from None
+    except ValueError as exc:
+        raise BackupSetError('%s is not valid JSON: %s' % (MANIFEST, exc)) from None
+
+
 # --- writing a set -----------------------------------------------------------------------------------------
 
 def _fsync_dir(path: str) -> None:
@@ -173,8 +376,8 @@ def begin(root: str, cluster: str, method: str, set_id: str | None = None,
     With set_id unset a new id is made; with it set, that set is created (its method must match).
     """
     _check_method(method)
-    if set_id is not None and set_id_method(set_id) != method:
-        raise BackupSetError("set id %s does not name method '%s'" % (set_id, method))
+    if set_id is not None:
+        check_set_id_method(set_id, method)
     candidates = [set_id] if set_id is not None else [new_set_id(method, now) for _attempt in range(5)]
     for candidate in candidates:
         paths = set_paths(root, cluster, candidate)
@@ -262,8 +465,9 @@ def build_manifest(set_id: str, cluster: str, fields: dict, parts: list,
                              % (', '.join(unknown), ', '.join(COMMIT_FIELDS)))
     snapshot = fields.get('snapshot')
     if isinstance(snapshot, dict):
-        snapshot = dict(_ordered(snapshot, tuple(SNAPSHOT_SCHEMA)))
-        snapshot['nodes'] = _ordered_list(snapshot.get('nodes'), tuple(SNAPSHOT_NODE_SCHEMA))
+        snapshot = _ordered(snapshot, tuple(SNAPSHOT_SCHEMA))
+        if 'nodes' in snapshot:
+            snapshot['nodes'] = _ordered_list(snapshot['nodes'], tuple(SNAPSHOT_NODE_SCHEMA))
     return {
         'format': FORMAT,
         'set_id': set_id,
@@ -314,198 +518,6 @@ def commit(partial_dir: str, fields: dict, parts: list, verify_checksums: bool =
     os.rename(partial_dir, final_dir)
     _fsync_dir(os.path.dirname(final_dir))
     return final_dir
-
-
-# --- the manifest's schema ---------------------------------------------------------------------------------
-
-def _is_text(value: Any) -> bool:
-    return isinstance(value, str) and value != ''
-
-
-def _is_optional_text(value: Any) -> bool:
-    return value is None or _is_text(value)
-
-
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _is_positive_count(value: Any) -> bool:
-    return _is_count(value) and value > 0
-
-
-def _is_duration(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
-
-
-def _is_texts(value: Any) -> bool:
-    return isinstance(value, list) and all(_is_text(item) for item in value)
-
-
-def _is_time(value: Any) -> bool:
-    return isinstance(value, str) and ISO_TIME_RE.fullmatch(value) is not None
-
-
-def _is_list(value: Any) -> bool:
-    return isinstance(value, list)
-
-
-TIME_WANTED = 'an ISO 8601 UTC time with milliseconds, like 2026-11-24T16:30:00.123Z'
-
-MANIFEST_SCHEMA: dict[str, tuple[Callable[[Any], bool], str]] = {
-    'format': (lambda value: value == FORMAT and not isinstance(value, bool), 'format %d' % FORMAT),
-    'set_id': (lambda value: isinstance(value, str) and SET_ID_RE.fullmatch(value) is not None, 'a set id'),
-    'cluster': (lambda value: isinstance(value, str) and CLUSTER_RE.fullmatch(value) is not None, 'a cluster name'),
-    'method': (lambda value: value in METHODS, 'one of %s' % ', '.join(METHODS)),
-    'started_at': (_is_time, TIME_WANTED),
-    'finished_at': (_is_time, TIME_WANTED),
-    'rethinkdb_version': (_is_text, 'the RethinkDB version, like 2.4.4'),
-    'tables': (_is_list, 'a list of tables'),
-    'parts': (_is_list, 'a list of parts'),
-    'snapshot': (lambda value: value is None or isinstance(value, dict), 'null or the snapshot record'),
-}
-TABLE_SCHEMA: dict[str, tuple[Callable[[Any], bool], str]] = {
-    'db': (_is_text, 'a database name'),
-    'name': (_is_text, 'a table name'),
-    'documents': (_is_count, 'a document count'),
-    'primary_key': (_is_text, 'a field name'),
-    'indexes': (_is_texts, 'a list of index names'),
-    'shards': (_is_positive_count, 'a shard count'),
-    'replicas': (_is_positive_count, 'a replica count'),
-    'primary_replicas': (_is_texts, 'a list of server names'),
-}
-PART_SCHEMA: dict[str, tuple[Callable[[Any], bool], str]] = {
-    'path': (_is_text, 'a path relative to the set'),
-    'bytes': (_is_count, 'a size in bytes'),
-    'sha256': (lambda value: isinstance(value, str) and SHA256_RE.fullmatch(value) is not None,
-               '64 lowercase hex digits'),
-    'server': (_is_optional_text, 'null or a server name'),
-    'host': (_is_optional_text, 'null or an inventory host'),
-}
-SNAPSHOT_SCHEMA: dict[str, tuple[Callable[[Any], bool], str]] = {
-    'backend': (_is_text, 'a snapshot backend'),
-    'barrier_at': (_is_time, TIME_WANTED),
-    'skew_ms': (_is_duration, 'milliseconds (a number >= 0)'),
-    'nodes': (_is_list, 'a list of nodes'),
-}
-SNAPSHOT_NODE_SCHEMA: dict[str, tuple[Callable[[Any], bool], str]] = {
-    'server': (_is_text, 'a server name'),
-    'host': (_is_text, 'an inventory host'),
-    'taken_at': (_is_time, TIME_WANTED),
-    'freeze_ms': (_is_duration, 'milliseconds (a number >= 0)'),
-}
-
-
-def _shown(value: Any) -> str:
-    """A value as JSON, cut short, for a problem message."""
-    try:
-        text = json.dumps(value)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= 60 else text[:57] + '...'
-
-
-def _record_problems(record: Any, schema: dict, where: str) -> list[str]:
-    """What is missing, unknown or of the wrong kind in one object of the manifest."""
-    if not isinstance(record, dict):
-        return ['%s is %s, not an object' % (where, _shown(record))]
-    problems = ['%s has no %s' % (where, key) for key in schema if key not in record]
-    problems.extend('%s.%s is %s, expected %s' % (where, key, _shown(record[key]), wanted)
-                    for key, (is_valid, wanted) in schema.items() if key in record and not is_valid(record[key]))
-    unknown = [key for key in record if key not in schema]
-    if unknown:
-        problems.append('%s has unknown key(s) %s' % (where, ', '.join(sorted(unknown))))
-    return problems
-
-
-def _part_path_problem(path: str) -> str | None:
-    """Why a part path is not a plain relative path inside the set, or None."""
-    if path.startswith('/'):
-        return 'part path %s is absolute; it must be relative to the set directory' % path
-    if any(component in ('', '.', '..') for component in path.split('/')):
-        return "part path %s must be relative names joined by '/', without '.', '..' or empty names" % path
-    if path in (MANIFEST, FAILED_MARKER):
-        return 'part path %s names a file of the set format itself' % path
-    return None
-
-
-def manifest_problems(manifest: Any, set_id: str | None = None, cluster: str | None = None) -> list[str]:
-    """Everything in a manifest that breaks format 1 (empty when valid); set_id/cluster: what it must name."""
-    problems = _record_problems(manifest, MANIFEST_SCHEMA, 'manifest')
-    if problems:
-        return problems
-    for expected, key in ((set_id, 'set_id'), (cluster, 'cluster')):
-        if expected is not None and manifest[key] != expected:
-            problems.append('manifest %s is %s, but the set directory says %s' % (key, manifest[key], expected))
-    if set_id_method(manifest['set_id']) != manifest['method']:
-        problems.append('manifest method %s differs from the method in set id %s' % (manifest['method'], manifest['set_id']))
-    for index, table in enumerate(manifest['tables']):
-        problems.extend(_record_problems(table, TABLE_SCHEMA, 'tables[%d]' % index))
-    paths = set()
-    for index, part in enumerate(manifest['parts']):
-        record_problems = _record_problems(part, PART_SCHEMA, 'parts[%d]' % index)
-        problems.extend(record_problems)
-        if record_problems:
-            continue
-        path_problem = _part_path_problem(part['path'])
-        if path_problem:
-            problems.append(path_problem)
-        if part['path'] in paths:
-            problems.append('part path %s is listed twice' % part['path'])
-        paths.add(part['path'])
-    snapshot = manifest['snapshot']
-    if manifest['method'] == 'snapshot' and snapshot is None:
-        problems.append('a snapshot set needs a snapshot record (backend, barrier_at, skew_ms, nodes)')
-    if manifest['method'] == 'dump' and snapshot is not None:
-        problems.append('a dump set has snapshot null')
-    if snapshot is not None:
-        problems.extend(_record_problems(snapshot, SNAPSHOT_SCHEMA, 'snapshot'))
-        for index, node in enumerate(snapshot.get('nodes') if isinstance(snapshot.get('nodes'), list) else []):
-            problems.extend(_record_problems(node, SNAPSHOT_NODE_SCHEMA, 'snapshot.nodes[%d]' % index))
-    return problems
-
-
-def part_problems(set_dir: str, parts: list, verify_checksums: bool) -> list[str]:
-    """Which parts (of a schema-valid manifest) are missing, outside the set, of another size or sha256."""
-    problems = []
-    real_set_dir = os.path.realpath(set_dir)
-    for part in parts:
-        path = part['path']
-        file_path = os.path.join(set_dir, *path.split('/'))
-        if not os.path.realpath(file_path).startswith(real_set_dir + os.sep):
-            problems.append('part %s resolves to a file outside the set' % path)
-            continue
-        try:
-            file_stat = os.stat(file_path)
-        except FileNotFoundError:
-            problems.append('part %s is missing' % path)
-            continue
-        except OSError as exc:
-            problems.append('part %s cannot be read: %s' % (path, exc.strerror))
-            continue
-        if not stat.S_ISREG(file_stat.st_mode):
-            problems.append('part %s is not a regular file' % path)
-        elif file_stat.st_size != part['bytes']:
-            problems.append('part %s has %d bytes, expected %d' % (path, file_stat.st_size, part['bytes']))
-        elif verify_checksums:
-            digest = sha256_file(file_path)[0]
-            if digest != part['sha256']:
-                problems.append('part %s has sha256 %s, expected %s' % (path, digest, part['sha256']))
-    return problems
-
-
-def read_manifest(set_dir: str) -> dict:
-    """The parsed manifest.json of a set (not yet checked against the schema)."""
-    path = os.path.join(set_dir, MANIFEST)
-    try:
-        with open(path, encoding='utf-8') as stream:
-            return json.load(stream)
-    except FileNotFoundError:
-        raise BackupSetError('%s is missing' % MANIFEST) from None
-    except OSError as exc:
-        raise BackupSetError('%s cannot be read: %s' % (MANIFEST, exc.strerror)) from None
-    except ValueError as exc:
-        raise BackupSetError('%s is not valid JSON: %s' % (MANIFEST, exc)) from None
 
 
 # --- reading sets ------------------------------------------------------------------------------------------

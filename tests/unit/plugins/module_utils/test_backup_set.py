@@ -93,7 +93,7 @@ def test_begin_with_a_set_id_creates_that_set_and_refuses_it_twice(tmp_path):
     assert (set_id, os.path.isdir(partial_dir)) == ('20261124T163000Z-dump-00aa', True)
     with pytest.raises(BackupSetError, match='already being written'):
         backup_set.begin(str(tmp_path), CLUSTER, 'dump', set_id=set_id)
-    with pytest.raises(BackupSetError, match="does not name method 'snapshot'"):
+    with pytest.raises(BackupSetError, match='set id 20261124T163000Z-dump-00aa names method dump, not snapshot: give method dump'):
         backup_set.begin(str(tmp_path), CLUSTER, 'snapshot', set_id=set_id)
 
 
@@ -260,7 +260,7 @@ def test_commit_refuses_bad_fields_with_what_to_fix(tmp_path):
             in commit_problem(tmp_path, parts_of, dict(FIELDS, started_at='2026-11-24 16:30')))
     assert 'tables[0] has no documents' in commit_problem(
         tmp_path, parts_of, dict(FIELDS, tables=[{key: value for key, value in TABLES[0].items() if key != 'documents'}]))
-    assert 'a dump set has snapshot null' in commit_problem(tmp_path, parts_of, dict(FIELDS, snapshot=SNAPSHOT))
+    assert 'a dump set must have snapshot null' in commit_problem(tmp_path, parts_of, dict(FIELDS, snapshot=SNAPSHOT))
 
 
 def test_commit_refuses_a_snapshot_set_without_its_snapshot_record(tmp_path):
