@@ -493,14 +493,16 @@ def run_prune(module) -> dict:
 def run_begin(module) -> dict:
     params = module.params
     root, cluster, method, set_id = params['root'], params['cluster'], params['method'], params['set_id']
-    if set_id and backup_set.set_id_method(set_id) != method:
-        module.fail_json(msg="Set id %s does not name method %s: give method %s or another set id."
-                         % (set_id, method, backup_set.set_id_method(set_id)))
-    if set_id and os.path.isdir(backup_set.set_paths(root, cluster, set_id).partial):
-        entry = backup_set.describe_set(backup_set.set_paths(root, cluster, set_id).partial)
-        if entry['state'] == 'failed':
-            module.fail_json(msg='Backup set %s was marked failed (%s): begin a new set.' % (set_id, entry['reason']), set=entry)
-        return dict(changed=False, set=entry, msg='Backup set %s is already begun.' % set_id)
+    if set_id:
+        backup_set.check_set_id_method(set_id, method)
+        paths = backup_set.set_paths(root, cluster, set_id)
+        if os.path.lexists(paths.final):
+            module.fail_json(msg='Backup set %s already exists at %s: begin a new set.' % (set_id, paths.final))
+        if os.path.isdir(paths.partial):
+            entry = backup_set.describe_set(paths.partial)
+            if entry['state'] == 'failed':
+                module.fail_json(msg='Backup set %s was marked failed (%s): begin a new set.' % (set_id, entry['reason']), set=entry)
+            return dict(changed=False, set=entry, msg='Backup set %s is already begun.' % set_id)
     if module.check_mode:
         set_id = set_id or backup_set.new_set_id(method)
         path = backup_set.set_paths(root, cluster, set_id).partial

@@ -200,8 +200,22 @@ def test_begin_creates_the_nodes_directory_and_is_idempotent_with_a_set_id(tmp_p
     assert (first['changed'], second['changed']) == (True, False)
     assert os.listdir(first['set']['path']) == ['nodes']
     assert second['set']['path'] == first['set']['path']
-    assert wrong_method['msg'] == ('Set id 20261124T163000Z-snapshot-3f9a does not name method dump: '
+    assert wrong_method['msg'] == ('Set id 20261124T163000Z-snapshot-3f9a names method snapshot, not dump: '
                                    'give method snapshot or another set id.')
+
+
+def test_begin_with_the_id_of_a_committed_or_failed_set_is_refused(tmp_path, capsys):
+    committed_id = os.path.basename(make_set(tmp_path, ago(2)))
+    failed = make_set(tmp_path, ago(1), commit=False)
+    backup_set.mark_failed(failed, 'disk full')
+    failed_id = os.path.basename(failed)[:-len('.partial')]
+
+    committed = catalog_run(capsys, tmp_path, check_mode=True, operation='begin', method='dump', set_id=committed_id)
+    refailed = catalog_run(capsys, tmp_path, operation='begin', method='dump', set_id=failed_id)
+
+    assert committed['msg'] == 'Backup set %s already exists at %s: begin a new set.' % (committed_id, tmp_path / CLUSTER / committed_id)
+    assert refailed['msg'].startswith('Backup set %s was marked failed (the backup failed at ' % failed_id)
+    assert refailed['msg'].endswith(': disk full): begin a new set.')
 
 
 def test_begin_needs_a_method(tmp_path, capsys):
