@@ -64,10 +64,11 @@ class Commands:
         """Run a command whose failure the caller handles; return rc, stdout, stderr."""
         return self._run_command(self.resolve(argv), environ_update=C_LOCALE)
 
-    def run(self, argv: list, purpose: str) -> str:
-        """Run a command that must succeed; return its stdout or raise SnapshotError naming the purpose."""
+    def run(self, argv: list, purpose: str, **options) -> str:
+        """Run a command that must succeed; return its stdout or raise SnapshotError naming the purpose.
+        options go to run_command (pass_fds)."""
         resolved = self.resolve(argv)
-        rc, stdout, stderr = self._run_command(resolved, environ_update=C_LOCALE)
+        rc, stdout, stderr = self._run_command(resolved, environ_update=C_LOCALE, **options)
         if rc != 0:
             reason = (stderr or stdout).strip().splitlines()
             raise SnapshotError('Cannot %s: %s exited with %d%s' % (purpose, argv[0], rc, (': ' + reason[-1]) if reason else '.'),

@@ -8,13 +8,11 @@ module does not within freeze_timeout, or dies.
 from __future__ import annotations
 
 import os
-import select
-import subprocess
 import sys
 import time
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import (
-    Backend, SnapshotError, copy_path, copy_tree, mount_of, remove_copy)
+    Backend, Commands, SnapshotError, copy_path, copy_tree, mount_of, remove_copy)
 
 # Filesystems that the kernel cannot freeze, or that a freeze would not make consistent.
 UNFREEZABLE = frozenset(('tmpfs', 'ramfs', 'devtmpfs', 'proc', 'sysfs', 'overlay', 'nfs', 'nfs4', 'cifs', 'fuse', 'fuseblk'))
@@ -32,46 +30,51 @@ def thaw_argv(mountpoint: str) -> list:
 
 
 # The watchdog's program, run by a fresh interpreter (-I -S -B: no site, no environment, no bytecode written,
-# so it touches no filesystem that may be frozen). Arguments: control fd, ready fd, monotonic deadline, thaw argv.
-# A cancel on the control pipe ends it quietly; end of file (the module died) or the deadline thaws.
+# so it touches no filesystem that may be frozen). It forks the watchdog into a session of its own, with no
+# inherited output and / as working directory, prints its pid once it is detached, and exits. The watchdog
+# ends quietly on a cancel from the control pipe; at end of file (the module died) or at the deadline
+# (monotonic clock) it runs the thaw command. Arguments: control fd, deadline, thaw argv.
 WATCHER = """
 import os, select, subprocess, sys, time
-control, ready, deadline, thaw = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]
-os.write(ready, b'ready')
-os.close(ready)
+control, deadline, thaw = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3:]
+ready_read, ready_write = os.pipe()
+if os.fork():
+    os.close(ready_write)
+    sys.stdout.write(os.read(ready_read, 16).decode())
+    sys.exit(0)
+os.setsid()
+os.chdir('/')
+null = os.open(os.devnull, os.O_RDWR)
+for standard in (0, 1, 2):
+    os.dup2(null, standard)
+os.write(ready_write, str(os.getpid()).encode())
+os.close(ready_write)
 remaining = deadline - time.monotonic()
 if remaining > 0 and select.select([control], [], [], remaining)[0] and os.read(control, 16) == b'cancel':
     sys.exit(0)
 sys.exit(subprocess.call(thaw, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 """
-STARTUP_SECONDS = 30
 
 
 class Watchdog:
-    """A detached process (its own session, no inherited output, working directory /) that thaws a
-    filesystem at a deadline, or at once if the process that started it dies, unless cancelled first."""
+    """A detached process that thaws a filesystem at a deadline, or at once if the process that started it
+    dies, unless cancelled first. Only this process holds the write end of its control pipe."""
 
-    def __init__(self, thaw: list, seconds: float):
+    def __init__(self, commands: Commands, thaw: list, seconds: float):
         deadline = time.monotonic() + seconds
         control_read, self._control = os.pipe()
-        ready_read, ready_write = os.pipe()
         try:
-            watcher = subprocess.Popen([sys.executable, '-I', '-S', '-B', '-c', WATCHER, str(control_read), str(ready_write),
-                                        repr(deadline)] + list(thaw),
-                                       pass_fds=(control_read, ready_write), start_new_session=True, cwd='/',
-                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            started = commands.run([sys.executable, '-I', '-S', '-B', '-c', WATCHER, str(control_read), repr(deadline)]
+                                   + commands.resolve(thaw), 'start the freeze watchdog', pass_fds=(control_read,))
+        except SnapshotError:
+            os.close(self._control)
+            raise
         finally:
             os.close(control_read)
-            os.close(ready_write)
-        self.pid = watcher.pid
-        try:
-            started = select.select([ready_read], [], [], STARTUP_SECONDS)[0] and os.read(ready_read, 16) == b'ready'
-        finally:
-            os.close(ready_read)
-        if not started:
-            watcher.kill()
+        if not started.strip().isdigit():
             os.close(self._control)
-            raise SnapshotError('The freeze watchdog did not start within %d seconds; nothing was frozen.' % STARTUP_SECONDS)
+            raise SnapshotError('The freeze watchdog did not start; nothing was frozen.')
+        self.pid = int(started)
 
     def cancel(self) -> bool:
         """Tell the watchdog the filesystem is thawed, so it exits without acting; False if it had already
@@ -120,7 +123,7 @@ class FsfreezeSnapshot(Backend):
         """Flush dirty pages now so the freeze at the shared instant is quick, and arm the watchdog before
         anything is frozen (its deadline counts from here)."""
         os.sync()
-        self.watchdog = Watchdog(self.commands.resolve(thaw_argv(self.plan['mountpoint'])), self.plan['freeze_timeout'])
+        self.watchdog = Watchdog(self.commands, thaw_argv(self.plan['mountpoint']), self.plan['freeze_timeout'])
         progress(frozen=True, watchdog_pid=self.watchdog.pid)
 
     def take(self, progress):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import snapshot_base
@@ -28,6 +30,12 @@ class FakeRun:
             if list(argv[:len(prefix)]) == prefix:
                 return rc, stdout, stderr
         return 0, '', ''
+
+
+def real_run(argv, **options):
+    """What AnsibleModule.run_command does that the backends rely on: run argv, return (rc, stdout, stderr)."""
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, pass_fds=options.get('pass_fds', ()))
+    return done.returncode, done.stdout, done.stderr
 
 
 @pytest.fixture(name='run')

@@ -10,9 +10,9 @@ import time
 import pytest
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import snapshot_fsfreeze
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import SnapshotError
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import Commands, SnapshotError
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_fsfreeze import FsfreezeSnapshot, Watchdog
-from tests.unit.plugins.conftest import fake_mounts, mount_line
+from tests.unit.plugins.conftest import fake_mounts, mount_line, real_run
 
 SET_ID = '20261124T163000Z-snapshot-3f9a'
 
@@ -22,7 +22,7 @@ class FakeWatchdog:
 
     instances: list = []
 
-    def __init__(self, thaw, seconds):
+    def __init__(self, commands, thaw, seconds):
         self.thaw = thaw
         self.seconds = seconds
         self.pid = 4242
@@ -180,7 +180,7 @@ def wait_until_ended(pid):
 def test_watchdog_acts_at_its_deadline_from_a_session_of_its_own(tmp_path):
     marker = str(tmp_path / 'thawed')
 
-    watchdog = Watchdog(['touch', marker], 0.4)
+    watchdog = Watchdog(Commands(real_run), ['touch', marker], 0.4)
 
     assert os.getsid(watchdog.pid) != os.getsid(0)
     assert not os.path.exists(marker)
@@ -191,7 +191,7 @@ def test_watchdog_acts_at_its_deadline_from_a_session_of_its_own(tmp_path):
 
 def test_cancelled_watchdog_does_nothing(tmp_path):
     marker = str(tmp_path / 'thawed')
-    watchdog = Watchdog(['touch', marker], 0.3)
+    watchdog = Watchdog(Commands(real_run), ['touch', marker], 0.3)
 
     assert watchdog.cancel() is True
 
@@ -204,8 +204,10 @@ def test_watchdog_acts_at_once_when_its_owner_dies_and_holds_no_output_pipe(tmp_
     the module's stdout open, or Ansible would wait for it."""
     marker = str(tmp_path / 'thawed')
     owner = ('import os, signal, sys\n'
+             'from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import Commands\n'
              'from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_fsfreeze import Watchdog\n'
-             'watchdog = Watchdog(["touch", %r], 30)\n'
+             'from tests.unit.plugins.conftest import real_run\n'
+             'watchdog = Watchdog(Commands(real_run), ["touch", %r], 30)\n'
              'print(watchdog.pid, flush=True)\n%s\n' % (marker, ending))
     started = time.monotonic()
 

@@ -200,7 +200,7 @@ FROZEN_MODULE = textwrap.dedent('''
         if argv[0].endswith('cp'):
             print('copying', flush=True)
             time.sleep(600)
-        done = subprocess.run(argv, capture_output=True, text=True)
+        done = subprocess.run(argv, capture_output=True, text=True, pass_fds=options.get('pass_fds', ()))
         return done.returncode, done.stdout, done.stderr
 
     data_dir, staging, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
