@@ -95,8 +95,7 @@ def _walk(directory: str, name: str):
     for entry in children:
         child_name = entry.name if name == ROOT_NAME else name + '/' + entry.name
         if entry.is_dir(follow_symlinks=False):
-            for item in _walk(entry.path, child_name):
-                yield item
+            yield from _walk(entry.path, child_name)
         else:
             yield entry.path, child_name, entry.stat(follow_symlinks=False)
 

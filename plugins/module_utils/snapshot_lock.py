@@ -78,6 +78,6 @@ class NodeLock:
 
 
 def held_message(path: str, holder: dict) -> str:
-    return ('Backup set %s holds the lock %s (taken by pid %s on %s at %s). If that backup no longer runs, release it '
-            'with state=absent and set_id=%s.' % (holder.get('set_id'), path, holder.get('pid'), holder.get('host'),
-                                                   holder.get('created_at'), holder.get('set_id')))
+    template = ('Backup set %s holds the lock %s (taken by pid %s on %s at %s). If that backup no longer runs, release it '
+                'with state=absent and set_id=%s.')
+    return template % (holder.get('set_id'), path, holder.get('pid'), holder.get('host'), holder.get('created_at'), holder.get('set_id'))

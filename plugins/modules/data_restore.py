@@ -10,14 +10,14 @@ short_description: Put one node's RethinkDB data directory back from its snapsho
 version_added: 0.1.0
 description:
   - Restores one node's data directory from its part of a snapshot backup set (a C(tar.zst) archive made by
-    M(bigchaindb.rethinkdb.snapshot)). The C(restore) role runs it on every node: a snapshot set is only
-    safe to restore on all nodes together, with the whole cluster stopped.
+    M(bigchaindb.rethinkdb.snapshot)). The C(restore) role runs it on every node, because a snapshot set is
+    only safe to restore on all nodes together, with the whole cluster stopped.
   - O(state=staged) verifies the archive's sha256, checks the free space for its unpacked size, and unpacks it
     into C(<data_dir>.restore-<set_id>) beside the data directory (every file fsynced). It runs while the
     server still runs, so that a bad part is found before anything is stopped.
   - O(state=present) stages first if needed, then moves the current data directory aside to
     C(<data_dir>.before-restore-<set_id>) (a rename; the collection never deletes it) and renames the staged
-    directory into place. The server must be stopped: the module refuses while a process has files open in
+    directory into place. The server must be stopped; the module refuses while a process has files open in
     the data directory.
   - Unpacking is safe against hostile archives (no absolute names, no C(..), no devices or FIFOs, links only
     inside) and keeps modes, times and, as root, numeric owners (see O(owner) and O(group)).
@@ -74,11 +74,12 @@ attributes:
       it would unpack and move, and changes nothing.
   diff_mode:
     support: none
+    description: Reports what it moved and unpacked in its result instead.
   idempotent:
     support: full
     description: Staging a staged set, or restoring a restored one, reports no change.
 author:
-  - bigchaindb.rethinkdb contributors
+  - bigchaindb.rethinkdb contributors (@bigchaindb)
 '''
 
 EXAMPLES = r'''

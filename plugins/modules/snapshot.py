@@ -138,12 +138,13 @@ attributes:
       check their inputs and the lock, then report what they would do without doing it.
   diff_mode:
     support: none
+    description: Reports what it took, archived or released in its result instead.
   idempotent:
     support: full
     description: V(present) again for a set whose snapshot is taken, V(archived) again when the archive has
       the recorded sha256, and V(absent) again, report no change.
 author:
-  - bigchaindb.rethinkdb contributors
+  - bigchaindb.rethinkdb contributors (@bigchaindb)
 '''
 
 EXAMPLES = r'''
@@ -385,8 +386,7 @@ def space_needs(module, backend, data_bytes: int) -> list[dict]:
     by_filesystem: dict = {}
     for path in needs:
         mount = mount_of(path)
-        need = by_filesystem.setdefault(mount.device, dict(path=path, mountpoint=mount.mountpoint, needed=0,
-                                                             available=free_bytes(path)))
+        need = by_filesystem.setdefault(mount.device, dict(path=path, mountpoint=mount.mountpoint, needed=0, available=free_bytes(path)))
         need['needed'] += data_bytes if module.params['min_free_bytes'] is None else module.params['min_free_bytes']
     return list(by_filesystem.values())
 

@@ -70,4 +70,3 @@ def test_failed_delete_is_reported(layout, commands, run):
 
     with pytest.raises(SnapshotError, match='Cannot delete the btrfs snapshot .*: btrfs exited with 1: ERROR: Could not destroy'):
         backend.release({})
-
