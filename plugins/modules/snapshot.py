@@ -127,6 +127,10 @@ notes:
     for the same O(at); the C(backup) role checks this and measures the skew from RV(taken_at).
   - "RV(taken_at) is when the capture command returned: the snapshot holds the data as it was at or just
     before that instant (for V(stopped): when the server had stopped)."
+  - Snapshots of a running server (V(btrfs), V(lvm), V(zfs), V(fsfreeze)) are crash-consistent; each holds what a
+    power cut at that instant would have left, every write the server had synced included, and RethinkDB
+    recovers from that state when it starts. Writes not yet synced may be missing (seen with btrfs, in tests,
+    for a file written just before the snapshot). V(stopped) copies a cleanly stopped server.
   - Needs root on the node for every backend but V(stopped) (which needs whatever its commands need).
 seealso:
   - module: bigchaindb.rethinkdb.data_restore
