@@ -126,6 +126,26 @@ def _tarinfo(path: str, name: str, status: os.stat_result, first_names: dict) ->
     return info
 
 
+def _add_tree(archive: tarfile.TarFile, source_dir: str) -> tuple[int, int, list]:
+    """Add a directory tree to an open archive; return (entries added, bytes of regular files, sockets skipped)."""
+    files = raw_bytes = 0
+    skipped = []
+    first_names: dict = {}
+    for path, name, status in _walk(source_dir, ROOT_NAME):
+        info = _tarinfo(path, name, status, first_names)
+        if info is None:
+            skipped.append(name)
+            continue
+        if info.isreg():
+            with open(path, 'rb') as member:
+                archive.addfile(info, member)
+            raw_bytes += info.size
+        else:
+            archive.addfile(info)
+        files += 1
+    return files, raw_bytes, skipped
+
+
 def create(source_dir: str, dest: str, level: int = DEFAULT_LEVEL, threads: int = 0) -> dict:
     """Archive a directory tree into dest (tar + zstd), hashing the compressed bytes as they are written.
 
@@ -140,36 +160,22 @@ def create(source_dir: str, dest: str, level: int = DEFAULT_LEVEL, threads: int 
     partial = dest + '.partial'
     # Even one worker thread helps: it compresses while this thread reads the files.
     compressor = zstandard.ZstdCompressor(level=level, threads=threads if threads > 0 else (os.cpu_count() or 1))
-    files = raw_bytes = 0
-    skipped = []
     try:
         with open(partial, 'wb') as stream:
             os.fchmod(stream.fileno(), 0o600)
             sink = _HashingSink(stream)
-            writer = compressor.stream_writer(sink, write_size=CHUNK_BYTES, closefd=False)
-            archive = tarfile.TarFile(fileobj=writer, mode='w', format=tarfile.PAX_FORMAT, copybufsize=CHUNK_BYTES)
-            first_names: dict = {}
-            for path, name, status in _walk(source_dir, ROOT_NAME):
-                info = _tarinfo(path, name, status, first_names)
-                if info is None:
-                    skipped.append(name)
-                    continue
-                if info.isreg():
-                    with open(path, 'rb') as member:
-                        archive.addfile(info, member)
-                    raw_bytes += info.size
-                else:
-                    archive.addfile(info)
-                files += 1
-            archive.close()
-            writer.flush(zstandard.FLUSH_FRAME)
+            with compressor.stream_writer(sink, write_size=CHUNK_BYTES, closefd=False) as writer:
+                with tarfile.TarFile(fileobj=writer, mode='w', format=tarfile.PAX_FORMAT, copybufsize=CHUNK_BYTES) as archive:
+                    files, raw_bytes, skipped = _add_tree(archive, source_dir)
             stream.flush()
             os.fsync(stream.fileno())
         os.rename(partial, dest)
         fsync_dir(os.path.dirname(os.path.abspath(dest)))
-    except BaseException:
+    except BaseException as exc:
         if os.path.lexists(partial):
             os.unlink(partial)
+        if isinstance(exc, OSError):
+            raise ArchiveError('cannot archive %s into %s: %s' % (source_dir, dest, exc))
         raise
     return dict(bytes=sink.bytes, sha256=sink.digest.hexdigest(), files=files, raw_bytes=raw_bytes,
                 skipped=skipped, seconds=round(time.monotonic() - started, 3))

@@ -132,6 +132,13 @@ def test_create_refuses_a_device(tree, tmp_path):
         archive.create(tree, str(tmp_path / 'data.tar.zst'))
 
 
+def test_create_reports_a_destination_it_cannot_write(tree, tmp_path):
+    dest = str(tmp_path / 'missing' / 'data.tar.zst')
+
+    with pytest.raises(ArchiveError, match='cannot archive .* into .*missing/data.tar.zst: .*No such file or directory'):
+        archive.create(tree, dest)
+
+
 def test_create_replaces_an_existing_destination_atomically(tree, tmp_path):
     dest = str(tmp_path / 'data.tar.zst')
     with open(dest, 'wb') as stream:
