@@ -215,8 +215,8 @@ class Backend:
         """Reasons, beyond those make_plan raises, why the snapshot would fail now ([] if none)."""
         return ['The %s command is not installed on this node.' % tool for tool in self.commands.missing(self.tools)]
 
-    def prepare(self, progress) -> None:
-        """Work done before the shared instant, so the capture itself is short."""
+    def prepare(self, at: float | None, progress) -> None:
+        """Work done before the shared instant `at` (epoch seconds; None for now), so the capture is short."""
 
     def take(self, progress) -> dict:
         """Capture the data directory now. progress(**fields) records state in the node lock (never call it

@@ -119,11 +119,12 @@ class FsfreezeSnapshot(Backend):
         return dict(data_dir=data_dir, mountpoint=mount.mountpoint, copy=copy, read_path=copy,
                     freeze_timeout=options['freeze_timeout'])
 
-    def prepare(self, progress):
+    def prepare(self, at, progress):
         """Flush dirty pages now so the freeze at the shared instant is quick, and arm the watchdog before
-        anything is frozen (its deadline counts from here)."""
+        anything is frozen, for freeze_timeout from that instant."""
         os.sync()
-        self.watchdog = Watchdog(self.commands, thaw_argv(self.plan['mountpoint']), self.plan['freeze_timeout'])
+        until_freeze = max(0.0, at - time.time()) if at is not None else 0.0
+        self.watchdog = Watchdog(self.commands, thaw_argv(self.plan['mountpoint']), until_freeze + self.plan['freeze_timeout'])
         progress(frozen=True, watchdog_pid=self.watchdog.pid)
 
     def take(self, progress):

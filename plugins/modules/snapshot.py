@@ -74,9 +74,9 @@ options:
     type: path
   freeze_timeout:
     description:
-      - V(fsfreeze) only. Seconds after which a watchdog process thaws the filesystem if the module has not.
-        The watchdog also thaws at once if the module dies. It is armed before the freeze and cancelled after
-        the thaw.
+      - V(fsfreeze) only. Seconds after O(at) (the freeze) at which a watchdog process thaws the filesystem if
+        the module has not. The watchdog also thaws at once if the module dies. It is armed before the freeze
+        and cancelled after the thaw.
       - The freeze lasts the whole copy, so allow for copying the data directory at the staging disk's speed.
         A copy that outlasts it fails the snapshot, since the copy is then no longer consistent.
     type: float
@@ -445,7 +445,7 @@ def present(module, data_dir: str, lock: NodeLock, commands: Commands) -> dict:
     lock.acquire(dict(set_id=params['set_id'], pid=os.getpid(), host=socket.gethostname(), backend=backend.name,
                       data_dir=data_dir, created_at=iso_utc(time.time()), plan=backend.plan, phase='taking'))
     try:
-        backend.prepare(lock.update)
+        backend.prepare(params['at'], lock.update)
         late_ms = wait_until(params['at']) if params['at'] is not None else 0.0
         started = time.monotonic()
         taken = backend.take(lock.update)

@@ -54,7 +54,7 @@ def backend_for(layout, commands, **options):
 
 def taken_with_progress(backend):
     recorded = []
-    backend.prepare(lambda **fields: recorded.append(fields))
+    backend.prepare(None, lambda **fields: recorded.append(fields))
     return recorded, backend.take(lambda **fields: recorded.append(fields))
 
 
@@ -72,6 +72,14 @@ def test_freeze_copy_thaw_in_that_order_with_the_watchdog_armed_first(layout, co
     assert recorded == [{'frozen': True, 'watchdog_pid': 4242}, {'frozen': False}]
     assert taken['freeze_ms'] >= 0 and abs(taken['taken_at'] - time.time()) < 5
     assert backend.read_path() == copy
+
+
+def test_the_watchdog_counts_freeze_timeout_from_the_shared_instant(layout, commands):
+    backend = backend_for(layout, commands)
+
+    backend.prepare(time.time() + 100, lambda **fields: None)
+
+    assert 399 < FakeWatchdog.instances[0].seconds <= 400
 
 
 def test_a_failed_copy_still_thaws(layout, commands, run):

@@ -217,7 +217,7 @@ FROZEN_MODULE = textwrap.dedent('''
     data_dir, staging, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
     commands = Commands(run)
     backend = FsfreezeSnapshot(FsfreezeSnapshot.make_plan(data_dir, 'S', dict(staging_dir=staging, freeze_timeout=timeout), commands), commands)
-    backend.prepare(lambda **fields: None)
+    backend.prepare(None, lambda **fields: None)
     backend.take(lambda **fields: None)
 ''')
 
