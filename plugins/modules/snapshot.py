@@ -57,9 +57,9 @@ options:
     choices: [btrfs, lvm, zfs, fsfreeze, stopped]
   at:
     description:
-      - The shared instant to take the snapshot at, in seconds since the epoch (for example
-        C({{ now(utc=true).timestamp() + 3 }}) computed once on the controller). O(state=present) sleeps until
-        then and spins for the last milliseconds, then takes the snapshot; RV(late_ms) says how late it started.
+      - The shared instant to take the snapshot at, in seconds since the epoch, computed once on the controller
+        a few seconds ahead (the C(backup) role does). O(state=present) sleeps until then and spins for the
+        last milliseconds, then takes the snapshot; RV(late_ms) says how late it started.
       - An instant in the past means now. More than an hour ahead is refused as a likely unit mistake.
       - Unset means now.
     type: float
