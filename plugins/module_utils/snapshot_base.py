@@ -121,6 +121,14 @@ def mount_of(path: str, table: list[Mount] | None = None) -> Mount:
     return best
 
 
+def mount_of_type(path: str, fstype: str, kind: str) -> Mount:
+    """The mount holding path, or SnapshotError unless its filesystem is fstype (kind names it for people)."""
+    mount = mount_of(path)
+    if mount.fstype != fstype:
+        raise SnapshotError('%s is on a %s filesystem (%s), not %s.' % (path, mount.fstype, mount.mountpoint, kind))
+    return mount
+
+
 def is_mount_point(path: str, table: list[Mount] | None = None) -> bool:
     real = os.path.realpath(path)
     return any(mount.mountpoint == real for mount in (mounts() if table is None else table))

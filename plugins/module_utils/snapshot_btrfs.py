@@ -8,7 +8,7 @@ import os
 import time
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import (
-    Backend, SnapshotError, copy_path, mount_of)
+    Backend, SnapshotError, copy_path, mount_of, mount_of_type)
 
 # Every subvolume's root directory has this inode number (BTRFS_FIRST_FREE_OBJECTID).
 SUBVOLUME_ROOT_INODE = 256
@@ -41,9 +41,7 @@ class BtrfsSnapshot(Backend):
 
     @classmethod
     def make_plan(cls, data_dir, set_id, options, commands):
-        mount = mount_of(data_dir)
-        if mount.fstype != 'btrfs':
-            raise SnapshotError('%s is on a %s filesystem (%s), not btrfs.' % (data_dir, mount.fstype, mount.mountpoint))
+        mount = mount_of_type(data_dir, 'btrfs', 'btrfs')
         subvolume = subvolume_of(data_dir, mount.mountpoint)
         snapshot_dir = options.get('staging_dir') or os.path.dirname(data_dir)
         if not os.path.isdir(snapshot_dir) or mount_of(snapshot_dir).device != mount.device:

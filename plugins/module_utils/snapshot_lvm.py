@@ -13,7 +13,7 @@ import re
 import time
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import (
-    Backend, SnapshotError, copy_path, is_mount_point, mount_of, mounts, snapshot_name)
+    Backend, SnapshotError, copy_path, is_mount_point, mount_of, snapshot_name)
 
 LVS_FIELDS = 'vg_name,lv_name,lv_attr,lv_size,vg_free'
 # Mount options for a snapshot of a mounted filesystem: XFS refuses a second filesystem with the same UUID.
@@ -112,7 +112,7 @@ class LvmSnapshot(Backend):
         plan = self.plan
         done = []
         mount_dir = plan['mount_dir']
-        if is_mount_point(mount_dir, mounts()):
+        if is_mount_point(mount_dir):
             done.append('unmount %s' % mount_dir)
             if not dry_run:
                 self.commands.run(umount_argv(mount_dir), 'unmount the LVM snapshot at %s' % mount_dir)

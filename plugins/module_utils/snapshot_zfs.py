@@ -11,7 +11,7 @@ import os
 import time
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import (
-    Backend, SnapshotError, mount_of, snapshot_name)
+    Backend, mount_of_type, snapshot_name)
 
 
 def snapshot_argv(snapshot: str) -> list:
@@ -34,9 +34,7 @@ class ZfsSnapshot(Backend):
 
     @classmethod
     def make_plan(cls, data_dir, set_id, options, commands):
-        mount = mount_of(data_dir)
-        if mount.fstype != 'zfs':
-            raise SnapshotError('%s is on a %s filesystem (%s), not a ZFS dataset.' % (data_dir, mount.fstype, mount.mountpoint))
+        mount = mount_of_type(data_dir, 'zfs', 'a ZFS dataset')
         name = snapshot_name(data_dir, set_id)
         inside = os.path.relpath(data_dir, mount.mountpoint)
         return dict(dataset=mount.source, snapshot='%s@%s' % (mount.source, name),

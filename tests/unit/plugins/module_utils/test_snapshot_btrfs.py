@@ -20,7 +20,7 @@ def btrfs_layout(tmp_path, monkeypatch):
     data_dir = tmp_path / 'pool' / 'rethinkdb' / 'default'
     data_dir.mkdir(parents=True)
     (tmp_path / 'elsewhere').mkdir()
-    fake_mounts(monkeypatch, snapshot_btrfs, mount_line('/', 'ext4', '/dev/vda', device='254:0'),
+    fake_mounts(monkeypatch, mount_line('/', 'ext4', '/dev/vda', device='254:0'),
                 mount_line(str(tmp_path / 'pool'), 'btrfs', '/dev/sdb', device='0:40'))
     monkeypatch.setattr(snapshot_btrfs, 'subvolume_of', lambda path, mountpoint: mountpoint)
     return tmp_path

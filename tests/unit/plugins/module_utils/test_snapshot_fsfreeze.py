@@ -38,7 +38,7 @@ def frozen_layout(tmp_path, monkeypatch):
     """<tmp>/data is an XFS mount holding the data directory default; <tmp>/staging another filesystem."""
     for name in ('data/default', 'staging', 'data/staging'):
         (tmp_path / name).mkdir(parents=True)
-    fake_mounts(monkeypatch, snapshot_fsfreeze, mount_line('/', 'ext4', '/dev/vda', device='254:0'),
+    fake_mounts(monkeypatch, mount_line('/', 'ext4', '/dev/vda', device='254:0'),
                 mount_line(str(tmp_path / 'data'), 'xfs', '/dev/sdb', device='8:16'),
                 mount_line(str(tmp_path / 'staging'), 'ext4', '/dev/sdc', device='8:32'))
     FakeWatchdog.instances = []
@@ -156,7 +156,7 @@ def test_staging_must_be_another_existing_filesystem(layout, commands, staging, 
 
 
 def test_the_root_filesystem_is_never_frozen(tmp_path, monkeypatch, commands):
-    fake_mounts(monkeypatch, snapshot_fsfreeze, mount_line('/', 'ext4', '/dev/vda'))
+    fake_mounts(monkeypatch, mount_line('/', 'ext4', '/dev/vda'))
 
     with pytest.raises(SnapshotError, match='is on the root filesystem; freezing it would stop the whole node'):
         FsfreezeSnapshot.make_plan(str(tmp_path), SET_ID, dict(staging_dir=str(tmp_path), freeze_timeout=1.0), commands)

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import snapshot_lvm
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import snapshot_base, snapshot_lvm
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import Mount, SnapshotError
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_lvm import LvmSnapshot
 from tests.unit.plugins.conftest import fake_mounts, mount_line
@@ -22,7 +22,7 @@ def srv_on_lvm(tmp_path, monkeypatch, run):
     """/<tmp>/srv is an XFS filesystem on vg0/data holding the data directory srv/rethinkdb/default."""
     data_dir = tmp_path / 'srv' / 'rethinkdb' / 'default'
     data_dir.mkdir(parents=True)
-    table = fake_mounts(monkeypatch, snapshot_lvm, mount_line('/', 'ext4', '/dev/vda', device='254:0'),
+    table = fake_mounts(monkeypatch, mount_line('/', 'ext4', '/dev/vda', device='254:0'),
                         mount_line(str(tmp_path / 'srv'), 'xfs', '/dev/mapper/vg0-data'))
     run.answer(['lvs', '--noheadings', '--nosuffix', '--units', 'b', '--separator', '|', '-o', snapshot_lvm.LVS_FIELDS,
                 '/dev/mapper/vg0-data'], stdout=LVS_DATA)
@@ -109,7 +109,7 @@ def test_release_unmounts_first(layout, commands, run, monkeypatch):
     backend = planned(layout, commands)
     os.mkdir(backend.plan['mount_dir'])
     table = layout['table'] + [Mount(mount_line(backend.plan['mount_dir'], 'xfs', backend.plan['device']))]
-    monkeypatch.setattr(snapshot_lvm, 'mounts', lambda: table)
+    monkeypatch.setattr(snapshot_base, 'mounts', lambda: table)
     run.calls.clear()
 
     backend.release({})

@@ -6,7 +6,6 @@ import os
 
 import pytest
 
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import snapshot_zfs
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import SnapshotError
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_zfs import ZfsSnapshot
 from tests.unit.plugins.conftest import fake_mounts, mount_line
@@ -19,7 +18,7 @@ def dataset_backend(tmp_path, monkeypatch, commands):
     """The data directory <tmp>/tank/rethinkdb/default on the dataset tank/rethinkdb mounted at <tmp>/tank/rethinkdb."""
     data_dir = tmp_path / 'tank' / 'rethinkdb' / 'default'
     data_dir.mkdir(parents=True)
-    fake_mounts(monkeypatch, snapshot_zfs, mount_line('/', 'ext4', '/dev/vda'),
+    fake_mounts(monkeypatch, mount_line('/', 'ext4', '/dev/vda'),
                 mount_line(str(tmp_path / 'tank' / 'rethinkdb'), 'zfs', 'tank/rethinkdb', device='0:52'))
     return ZfsSnapshot(ZfsSnapshot.make_plan(str(data_dir), SET_ID, {}, commands), commands)
 
@@ -62,7 +61,7 @@ def test_release_of_a_missing_snapshot_does_nothing(backend, run):
 
 
 def test_other_filesystems_are_refused(tmp_path, monkeypatch, commands):
-    fake_mounts(monkeypatch, snapshot_zfs, mount_line('/', 'ext4', '/dev/vda'))
+    fake_mounts(monkeypatch, mount_line('/', 'ext4', '/dev/vda'))
 
     with pytest.raises(SnapshotError, match='is on a ext4 filesystem \\(/\\), not a ZFS dataset'):
         ZfsSnapshot.make_plan(str(tmp_path), SET_ID, {}, commands)
