@@ -201,8 +201,8 @@ def elapsed_ms(started: float) -> float:
 
 
 class Backend:
-    """One way to capture a data directory at an instant. Subclasses set `name` and `tools` and
-    implement plan(), take(), read_path() and release()."""
+    """One way to capture a data directory at an instant. Subclasses set `name` and `tools` and implement
+    make_plan() (whose plan names the captured data directory as `read_path`), take() and release()."""
 
     name = ''
     tools: tuple = ()
@@ -233,7 +233,7 @@ class Backend:
 
     def read_path(self) -> str:
         """The directory to archive: the data directory as captured."""
-        raise NotImplementedError
+        return self.plan['read_path']
 
     def release(self, state: dict, dry_run: bool = False) -> list[str]:
         """Drop whatever the plan may have created, given the lock's state; safe to repeat and after a

@@ -56,9 +56,6 @@ class BtrfsSnapshot(Backend):
                           'take a btrfs snapshot of %s' % self.plan['subvolume'])
         return dict(taken_at=time.time(), freeze_ms=0.0)
 
-    def read_path(self):
-        return self.plan['read_path']
-
     def release(self, state, dry_run=False):
         snapshot = self.plan['snapshot']
         if not os.path.lexists(snapshot):

@@ -160,9 +160,6 @@ class FsfreezeSnapshot(Backend):
             raise copy_failure
         return dict(taken_at=taken_at, freeze_ms=freeze_ms)
 
-    def read_path(self):
-        return self.plan['read_path']
-
     def release(self, state, dry_run=False):
         done = []
         mountpoint = self.plan['mountpoint']

@@ -105,9 +105,6 @@ class LvmSnapshot(Backend):
                           'mount the LVM snapshot %s' % plan['device'])
         return dict(taken_at=taken_at, freeze_ms=0.0)
 
-    def read_path(self):
-        return self.plan['read_path']
-
     def release(self, state, dry_run=False):
         plan = self.plan
         done = []

@@ -57,9 +57,6 @@ class StoppedSnapshot(Backend):
             raise failure
         return dict(taken_at=taken_at, freeze_ms=round((time.monotonic() - stopped_at) * 1000, 3))
 
-    def read_path(self):
-        return self.plan['read_path']
-
     def release(self, state, dry_run=False):
         done = []
         if state.get('server_stopped'):

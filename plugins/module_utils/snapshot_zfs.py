@@ -44,9 +44,6 @@ class ZfsSnapshot(Backend):
         self.commands.run(snapshot_argv(self.plan['snapshot']), 'take the ZFS snapshot %s' % self.plan['snapshot'])
         return dict(taken_at=time.time(), freeze_ms=0.0)
 
-    def read_path(self):
-        return self.plan['read_path']
-
     def release(self, state, dry_run=False):
         snapshot = self.plan['snapshot']
         if self.commands.attempt(list_argv(snapshot))[0] != 0:
