@@ -1,0 +1,368 @@
+"""Administration terms: databases and tables (create, drop, list), config(), status(), wait(), reconfigure(),
+rebalance(), grant(), with the real results and error texts."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from . import datum, errors
+from .evaluator import (
+    MISSING, all_args, arg, as_bool, as_database, as_int, as_string, check_name, handler, optarg, to_datum,
+)
+from .node import SYSTEM_DB
+from .placement import PlacementParams, generate
+from .protocol import Term
+from .storage import KeyRange
+from .status import TableHealth, config_row, reachable, status_row
+from .values import Database, SingleSelection
+
+TABLE_CREATE_WAIT = 10.0
+READINESS_NAMES = {
+    'ready_for_outdated_reads': 'outdated_reads',
+    'ready_for_reads': 'reads',
+    'ready_for_writes': 'writes',
+    'all_replicas_ready': 'finished',
+}
+UNREACHABLE = ('The server(s) hosting table `%s.%s` are currently unreachable. %s If you do not expect the server(s) '
+               'to recover, you can use `emergency_repair` to restore availability of the table. '
+               '<http://rethinkdb.com/api/javascript/reconfigure/#emergency-repair-mode>')
+
+
+def _special(action: str) -> errors.ReqlError:
+    return errors.op_failed('Database `rethinkdb` is special; %s' % action)
+
+
+@handler(Term.DB_CREATE)
+def _db_create(ctx, node, scope):
+    name = check_name(as_string(arg(ctx, node, 0, scope)), 'Database')
+    if name == SYSTEM_DB or name in ctx.node.databases().values():
+        raise errors.op_failed('Database `%s` already exists.' % name)
+    db_id = str(uuid.uuid4())
+    ctx.node.change('db/' + db_id, {'name': name})
+    return {'config_changes': [{'new_val': {'id': db_id, 'name': name}, 'old_val': None}], 'dbs_created': 1}
+
+
+@handler(Term.DB_DROP)
+def _db_drop(ctx, node, scope):
+    name = check_name(as_string(arg(ctx, node, 0, scope)), 'Database')
+    if name == SYSTEM_DB:
+        raise _special('you can\'t delete it.')
+    db = ctx.node.find_database(name)
+    tables = ctx.node.tables_of(db.id)
+    for table_id in tables:
+        ctx.node.change('table/' + table_id, delete=True)
+    ctx.node.change('db/' + db.id, delete=True)
+    return {'config_changes': [{'new_val': None, 'old_val': {'id': db.id, 'name': name}}], 'dbs_dropped': 1,
+            'tables_dropped': len(tables)}
+
+
+@handler(Term.DB_LIST)
+def _db_list(ctx, node, scope):
+    return sorted(set(ctx.node.databases().values()) | {SYSTEM_DB})
+
+
+def _db_and_name(ctx, node, scope):
+    values = all_args(ctx, node, scope)
+    if len(values) == 1:
+        return ctx.default_db(), check_name(as_string(values[0]), 'Table')
+    return as_database(values[0]), check_name(as_string(values[1]), 'Table')
+
+
+def placement_params(ctx, node, scope, required: bool) -> PlacementParams:
+    """Parse shards / replicas / primary_replica_tag / nonvoting_replica_tags like the real server."""
+    params = PlacementParams()
+    shards = optarg(ctx, node, 'shards', scope, MISSING)
+    if shards is MISSING and required:
+        raise errors.logic('Missing required argument `shards`.')
+    if shards is not MISSING:
+        params.num_shards = as_int(shards)
+        if params.num_shards <= 0:
+            raise errors.logic('Every table must have at least one shard.')
+    replicas = optarg(ctx, node, 'replicas', scope, MISSING)
+    if replicas is MISSING and required:
+        raise errors.logic('Missing required argument `replicas`.')
+    primary_tag = optarg(ctx, node, 'primary_replica_tag', scope, MISSING)
+    nonvoting = optarg(ctx, node, 'nonvoting_replica_tags', scope, MISSING)
+    if replicas is not MISSING:
+        replicas = to_datum(replicas)
+        if isinstance(replicas, dict):
+            if primary_tag is MISSING:
+                raise errors.logic('`primary_replica_tag` must be specified when `replicas` is an OBJECT.')
+            params.replicas = {}
+            for tag, count in replicas.items():
+                count = as_int(count)
+                if count < 0:
+                    raise errors.logic('Can\'t have a negative number of replicas')
+                params.replicas[check_name(tag, 'Server tag')] = count
+        elif isinstance(replicas, (int, float)) and not isinstance(replicas, bool):
+            if primary_tag is not MISSING:
+                raise errors.logic('`replicas` must be an OBJECT if `primary_replica_tag` is specified.')
+            if nonvoting is not MISSING:
+                raise errors.logic('`replicas` must be an OBJECT if `nonvoting_replica_tags` is specified.')
+            count = as_int(replicas)
+            if count < 0:
+                raise errors.logic('Integer too small: %d' % count)
+            params.replicas = {params.primary_replica_tag: count}
+        else:
+            raise errors.logic('Expected type OBJECT or NUMBER but found %s:\n%s'
+                               % (datum.type_name(replicas), datum.print_datum(replicas)))
+    if nonvoting is not MISSING:
+        tags = to_datum(nonvoting)
+        if not isinstance(tags, list):
+            raise errors.logic('Expected type ARRAY but found %s:\n%s' % (datum.type_name(tags), datum.print_datum(tags)))
+        for tag in tags:
+            if not isinstance(tag, str):
+                raise errors.logic('Expected type STRING but found %s:\n%s' % (datum.type_name(tag),
+                                                                              datum.print_datum(tag)))
+            params.nonvoting_replica_tags.add(check_name(tag, 'Server tag'))
+    if primary_tag is not MISSING:
+        params.primary_replica_tag = check_name(as_string(primary_tag), 'Server tag')
+    return params
+
+
+def uuid_split_points(num_shards: int) -> list:
+    """The real server's split points for a new table (keys assumed to be UUIDs)."""
+    points = []
+    for index in range(1, num_shards):
+        value = (0xFFFFFFFFFFFFFFFF // num_shards) * index
+        points.append(str(uuid.UUID(bytes=value.to_bytes(8, 'big') + bytes(8))))
+    return points
+
+
+def _other_tables(ctx, table_id: str | None) -> list:
+    return [table['shards'] for other_id, table in ctx.node.metadata.items('table') if other_id != table_id]
+
+
+def _wait_until(ctx, table_id: str, level: str, timeout: float | None) -> bool:
+    """Poll a table's readiness; True when it got there, False at the timeout; raises if the table goes away."""
+    deadline = None if timeout is None else time.time() + timeout
+    pause = 0.02
+    while True:
+        table = ctx.node.metadata.get('table/' + table_id)
+        if table is None:
+            raise LookupError(table_id)
+        if TableHealth(ctx.node, table_id, table).at_least(level):
+            return True
+        if deadline is not None and time.time() >= deadline:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
+
+
+@handler(Term.TABLE_CREATE)
+def _table_create(ctx, node, scope):
+    db, name = _db_and_name(ctx, node, scope)
+    if db.name == SYSTEM_DB:
+        raise _special('you can\'t create new tables in it.')
+    params = placement_params(ctx, node, scope, required=False)
+    primary_key = as_string(optarg(ctx, node, 'primary_key', scope, 'id'))
+    durability = optarg(ctx, node, 'durability', scope, None)
+    durability = 'soft' if durability is not None and as_string(durability) == 'soft' else 'hard'
+    if any(table['name'] == name for table in ctx.node.tables_of(db.id).values()):
+        raise errors.op_failed('Table `%s.%s` already exists.' % (db.name, name))
+    shards = generate(params, ctx.node.servers(), _other_tables(ctx, None), None)
+    table_id = str(uuid.uuid4())
+    table = {'db': db.id, 'name': name, 'primary_key': primary_key, 'shards': shards,
+             'split_points': uuid_split_points(params.num_shards), 'durability': durability,
+             'write_acks': 'majority', 'indexes': {}, 'write_hook': None}
+    ctx.node.change('table/' + table_id, table)
+    try:
+        _wait_until(ctx, table_id, 'finished', TABLE_CREATE_WAIT)
+    except LookupError:
+        pass
+    return {'config_changes': [{'new_val': config_row(ctx.node, table_id, table), 'old_val': None}],
+            'tables_created': 1}
+
+
+@handler(Term.TABLE_DROP)
+def _table_drop(ctx, node, scope):
+    db, name = _db_and_name(ctx, node, scope)
+    if db.name == SYSTEM_DB:
+        raise _special('you can\'t drop tables in it.')
+    table_id, table = ctx.node.find_table(db, name)
+    from .status import config_error_row
+    old = config_row(ctx.node, table_id, table) if reachable(ctx.node, table) else config_error_row(ctx.node, table_id,
+                                                                                                  table)
+    ctx.node.change('table/' + table_id, delete=True)
+    return {'config_changes': [{'new_val': None, 'old_val': old}], 'tables_dropped': 1}
+
+
+@handler(Term.TABLE_LIST)
+def _table_list(ctx, node, scope):
+    values = all_args(ctx, node, scope)
+    db = as_database(values[0]) if values else ctx.default_db()
+    if db.name == SYSTEM_DB:
+        from .system_tables import SYSTEM_TABLES
+        return sorted(SYSTEM_TABLES)
+    return sorted(table['name'] for table in ctx.node.tables_of(db.id).values())
+
+
+def _table_or_db(ctx, node, scope, term_name: str):
+    if not node.args:
+        raise errors.logic('`%s` can only be called on a table or database.' % term_name)
+    target = arg(ctx, node, 0, scope)
+    if isinstance(target, Database):
+        return target, None
+    from .ops_table import Table
+    if isinstance(target, Table):
+        return target.db, target
+    if getattr(target, 'is_system', False):
+        return Database(SYSTEM_DB, SYSTEM_DB), target
+    from .evaluator import type_error
+    raise type_error('TABLE', target)
+
+
+def change_table(ctx, table, no_message: str, mutate) -> dict:
+    """Change a table's metadata when a majority of the servers hosting it is reachable (its Raft quorum)."""
+    meta = ctx.node.metadata.get('table/' + table.id)
+    if meta is None:
+        raise errors.op_failed('Table `%s` does not exist.' % table.display_name)
+    voters = {server for shard in meta['shards'] for server in shard['replicas']
+              if server not in shard.get('nonvoting_replicas', ())}
+    alive = sum(1 for server in voters if ctx.node.replicas.alive(server))
+    if alive * 2 <= len(voters):
+        raise errors.op_failed(UNREACHABLE % (table.db.name, table.name, no_message))
+    new_meta = mutate(meta)
+    ctx.node.change('table/' + table.id, new_meta, base_version=ctx.node.metadata.version('table/' + table.id))
+    return new_meta
+
+
+@handler(Term.CONFIG)
+def _config(ctx, node, scope):
+    db, table = _table_or_db(ctx, node, scope, 'config')
+    from .system_tables import system_table
+    if db.name == SYSTEM_DB:
+        raise _special('you can\'t configure it.' if table is None else 'you can\'t configure the tables in it.')
+    if table is None:
+        return SingleSelection(system_table(ctx, 'db_config', 'name'), db.id)
+    return SingleSelection(system_table(ctx, 'table_config', 'name'), table.id)
+
+
+@handler(Term.STATUS)
+def _status(ctx, node, scope):
+    db, table = _table_or_db(ctx, node, scope, 'status')
+    if db.name == SYSTEM_DB:
+        raise _special('the system tables in it don\'t have meaningful status information.')
+    from .system_tables import system_table
+    return SingleSelection(system_table(ctx, 'table_status', 'name'), table.id)
+
+
+@handler(Term.WAIT)
+def _wait(ctx, node, scope):
+    db, table = _table_or_db(ctx, node, scope, 'wait')
+    wait_for = optarg(ctx, node, 'wait_for', scope, None)
+    level = 'finished'
+    if wait_for is not None:
+        wait_for = as_string(wait_for)
+        if wait_for not in READINESS_NAMES:
+            raise errors.logic('Unknown table readiness state: \'%s\', must be one of \'ready_for_outdated_reads\', '
+                               '\'ready_for_reads\', \'ready_for_writes\', or \'all_replicas_ready\'' % wait_for)
+        level = READINESS_NAMES[wait_for]
+    timeout = optarg(ctx, node, 'timeout', scope, None)
+    timeout = as_int(timeout) if timeout is not None else None
+    if db.name == SYSTEM_DB:
+        raise _special('the system tables in it are always available and don\'t need to be waited on.')
+    table_ids = [table.id] if table is not None else list(ctx.node.tables_of(db.id))
+    deadline = None if timeout is None else time.time() + timeout
+    ready = 0
+    for table_id in table_ids:
+        remaining = None if deadline is None else max(0.0, deadline - time.time())
+        try:
+            if not _wait_until(ctx, table_id, level, remaining):
+                raise errors.op_failed('Timed out while waiting for tables.')
+        except LookupError:
+            if table is not None:
+                raise errors.op_failed('Table `%s` does not exist.' % table.display_name) from None
+            continue
+        ready += 1
+    return {'ready': ready}
+
+
+@handler(Term.RECONFIGURE)
+def _reconfigure(ctx, node, scope):
+    db, table = _table_or_db(ctx, node, scope, 'reconfigure')
+    if db.name == SYSTEM_DB:
+        raise _special('you can\'t configure the tables in it.')
+    dry_run = as_bool(optarg(ctx, node, 'dry_run', scope, False))
+    repair = optarg(ctx, node, 'emergency_repair', scope, None)
+    if repair is not None:
+        raise errors.op_failed('The test server does not implement `emergency_repair`.')
+    params = placement_params(ctx, node, scope, required=True)
+    tables = [table] if table is not None else [_table_handle(ctx, db, table_id)
+                                                for table_id in sorted(ctx.node.tables_of(db.id))]
+    total: dict = {}
+    for target in tables:
+        result = reconfigure_table(ctx, target, params, dry_run)
+        from .writes import merge_write_results
+        total = merge_write_results(total, result)
+    return total
+
+
+def _table_handle(ctx, db, table_id):
+    from .ops_table import Table
+    return Table(ctx, db, table_id, ctx.node.metadata.get('table/' + table_id), 'single')
+
+
+def _split_points_for(table, num_shards: int, meta: dict) -> list:
+    """Keep the split points when the shard count stays; else split the existing keys evenly (UUID points for a
+    table with too few rows), as the real server's calculate_split_points_intelligently does."""
+    if num_shards == len(meta['shards']):
+        return meta.get('split_points', [])
+    if num_shards == 1:
+        return []
+    keys = [row[table.primary_key] for batch in table.access.scan(KeyRange()) for row in batch]
+    points = [keys[len(keys) * index // num_shards] for index in range(1, num_shards)]
+    if len(keys) < 2 * num_shards or len({datum.to_json(point) for point in points}) != len(points):
+        return uuid_split_points(num_shards)
+    return points
+
+
+def reconfigure_table(ctx, table, params: PlacementParams, dry_run: bool) -> dict:
+    """One table's reconfigure(): the new config (placement), applied unless dry_run, with before/after rows."""
+    meta = ctx.node.metadata.get('table/' + table.id)
+    if meta is None or not reachable(ctx.node, meta):
+        raise errors.op_failed(UNREACHABLE % (table.db.name, table.name, 'The table was not reconfigured.'))
+    old_config = config_row(ctx.node, table.id, meta)
+    old_status = status_row(ctx.node, table.id, meta)
+    shards = generate(params, ctx.node.servers(), _other_tables(ctx, table.id), meta['shards'])
+    new_meta = dict(meta, shards=shards, split_points=_split_points_for(table, params.num_shards, meta))
+    new_config = config_row(ctx.node, table.id, new_meta)
+    if dry_run:
+        return {'config_changes': [{'new_val': new_config, 'old_val': old_config}], 'reconfigured': 0}
+    change_table(ctx, table, 'The table was not reconfigured.',
+                 lambda current: dict(current, shards=new_meta['shards'], split_points=new_meta['split_points']))
+    new_status = status_row(ctx.node, table.id, new_meta)
+    return {'config_changes': [{'new_val': new_config, 'old_val': old_config}], 'reconfigured': 1,
+            'status_changes': [{'new_val': new_status, 'old_val': old_status}]}
+
+
+@handler(Term.REBALANCE)
+def _rebalance(ctx, node, scope):
+    db, table = _table_or_db(ctx, node, scope, 'rebalance')
+    if db.name == SYSTEM_DB:
+        raise _special('you can\'t rebalance the tables in it.')
+    tables = [table] if table is not None else [_table_handle(ctx, db, table_id)
+                                                for table_id in sorted(ctx.node.tables_of(db.id))]
+    total: dict = {}
+    for target in tables:
+        meta = ctx.node.metadata.get('table/' + target.id)
+        row = status_row(ctx.node, target.id, meta)
+        from .writes import merge_write_results
+        total = merge_write_results(total, {'rebalanced': 0, 'status_changes': [{'new_val': row, 'old_val': row}]})
+    return total
+
+
+@handler(Term.GRANT)
+def _grant(ctx, node, scope):
+    values = all_args(ctx, node, scope)
+    user = as_string(values[-2])
+    permissions = to_datum(values[-1])
+    if ctx.node.metadata.get('user/' + user) is None:
+        raise errors.op_failed('User `%s` not found.' % user)
+    scope_key = 'global' if len(values) == 2 else getattr(values[0], 'id', 'global')
+    record = ctx.node.metadata.get('user/' + user)
+    old = record.get('permissions', {}).get(scope_key, {})
+    new = {key: value for key, value in dict(old, **permissions).items() if value is not None}
+    ctx.node.change('user/' + user, dict(record, permissions=dict(record.get('permissions', {}), **{scope_key: new})))
+    return {'granted': 1, 'permissions_changes': [{'new_val': new, 'old_val': old or None}]}

@@ -1,0 +1,662 @@
+"""User tables: r.table, get, get_all, between, order_by(index=), the writes, secondary indexes and write hooks."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from . import datum, errors, terms
+from .evaluator import (
+    MISSING, Context, all_args, arg, as_bool, as_database, as_string, call_datum, check_name, handler, optarg,
+    to_datum, type_error,
+)
+from .jsprint import function_text
+from .protocol import Term
+from .routing import func_payload
+from .storage import KeyRange
+from .values import Func, Sequence, SingleSelection, Stream
+from .writes import empty_result, merge_write_results
+
+INDEX_BLOB_PREFIX = b'$reql_index_function$'
+HOOK_BLOB_PREFIX = b'$reql_write_hook_function$'
+BLOB_FORMAT = b'\x00reql-test-server-json\x00'
+WRITE_BATCH = 200
+
+
+class Table(Sequence):
+    """r.table(): a stream of the table's rows, and the handle for writes, gets and indexes."""
+
+    kind = 'TABLE'
+    val_type = 'TABLE'
+
+    def __init__(self, ctx: Context, db, table_id: str, meta: dict, read_mode: str):
+        self.ctx = ctx
+        self.db = db
+        self.id = table_id
+        self.meta = meta
+        self.name = meta['name']
+        self.primary_key = meta['primary_key']
+        self.read_mode = read_mode
+        self.access = ctx.node.table_access(table_id, read_mode)
+        self.table = self
+
+    @property
+    def display_name(self) -> str:
+        """db.table, as messages name it."""
+        return '%s.%s' % (self.db.name, self.name)
+
+    def get(self, key):
+        """The row with this primary key, or None."""
+        return self.access.get(key)
+
+    def batches(self):
+        return self.access.scan(KeyRange())
+
+    def raw_batches(self):
+        return self.access.scan_raw(KeyRange())
+
+    def count(self) -> int:
+        """Number of rows."""
+        return self.access.count()
+
+    def slice(self) -> TableSlice:
+        """The whole table as a slice."""
+        return TableSlice(self, None, None, datum.MINVAL, datum.MAXVAL, 'closed', 'open', False, False)
+
+    def order_by_index(self, index: str, descending: bool) -> TableSlice:
+        """table.order_by(index=...)."""
+        return self.slice().order_by_index(index, descending)
+
+    def between(self, lower, upper, index: str | None, left_bound: str, right_bound: str) -> TableSlice:
+        """table.between(...)."""
+        return self.slice().between(lower, upper, index, left_bound, right_bound)
+
+    def distinct_index(self, index: str) -> list:
+        """table.distinct(index=...): the index values in index order, once each."""
+        self.check_index(index)
+        if index == self.primary_key:
+            return [row[index] for batch in self.batches() for row in batch]
+        definition = self.access.table['indexes'][index]
+        from .routing import func_from_payload
+        func = func_from_payload({'source': definition['function'], 'scope': {}})
+        values: list = []
+        for row in self.order_by_index(index, False):
+            try:
+                value = call_datum(self.ctx, func, [row])
+            except errors.ReqlError:
+                continue
+            for item in (value if definition.get('multi') and isinstance(value, list) else [value]):
+                if not any(datum.equal(item, seen) for seen in values[-1:]):
+                    values.append(item)
+        return datum.sorted_datums(list({datum.to_json(value): value for value in values}.values()))
+
+    def check_index(self, index: str) -> None:
+        """The real error for an index the table does not have."""
+        if index != self.primary_key and index not in self.access.table.get('indexes', {}):
+            raise errors.op_failed('Index `%s` was not found on table `%s`.' % (index, self.display_name))
+
+    def info(self) -> dict:
+        """table.info()."""
+        meta = self.ctx.node.metadata.get('table/' + self.id) or self.meta
+        counts = [self.access._read(shard, {'op': 'count'}) for shard in self.access.shards]
+        return {
+            'db': {'id': self.db.id, 'name': self.db.name, 'type': 'DB'},
+            'doc_count_estimates': counts,
+            'id': self.id,
+            'indexes': sorted(meta.get('indexes', {})),
+            'name': self.name,
+            'primary_key': self.primary_key,
+            'type': 'TABLE',
+        }
+
+
+class TableSlice(Sequence):
+    """A range of a table by an index (between / order_by(index=)), readable in order and writable."""
+
+    kind = 'TABLE_SLICE'
+    val_type = 'TABLE_SLICE'
+
+    def __init__(self, table: Table, index, between_index, lower, upper, left_bound, right_bound, descending, ordered):
+        self.table = table
+        self.index = index
+        self.between_index = between_index
+        self.lower = lower
+        self.upper = upper
+        self.left_bound = left_bound
+        self.right_bound = right_bound
+        self.descending = descending
+        self.ordered = ordered
+
+    def _copy(self, **changes) -> TableSlice:
+        fields = dict(index=self.index, between_index=self.between_index, lower=self.lower, upper=self.upper,
+                      left_bound=self.left_bound, right_bound=self.right_bound, descending=self.descending,
+                      ordered=self.ordered)
+        fields.update(changes)
+        return TableSlice(self.table, **fields)
+
+    def order_by_index(self, index: str, descending: bool) -> TableSlice:
+        if self.between_index is not None and self.between_index != index:
+            raise errors.logic('Cannot order by index `%s` after calling BETWEEN on index `%s`.'
+                               % (index, self.between_index))
+        if self.ordered:
+            raise errors.logic('Cannot perform multiple indexed ORDER_BYs on the same table.')
+        self.table.check_index(index)
+        return self._copy(index=index, descending=descending, ordered=True)
+
+    def between(self, lower, upper, index, left_bound: str, right_bound: str) -> TableSlice:
+        if self.between_index is not None:
+            raise errors.logic('Cannot perform multiple BETWEENs on the same table.')
+        index = index or self.table.primary_key
+        if self.index is not None and self.index != index:
+            raise errors.logic('Cannot order by index `%s` after calling BETWEEN on index `%s`.' % (self.index, index))
+        self.table.check_index(index)
+        return self._copy(index=index, between_index=index, lower=lower, upper=upper, left_bound=left_bound,
+                          right_bound=right_bound)
+
+    def _range(self) -> KeyRange:
+        lower = None if self.lower is datum.MINVAL else datum.encode_key(self.lower)
+        upper = None if self.upper is datum.MAXVAL else datum.encode_key(self.upper)
+        return KeyRange(lower, self.left_bound == 'open', upper, self.right_bound != 'closed')
+
+    def _is_primary(self) -> bool:
+        return self.index in (None, self.table.primary_key)
+
+    def batches(self):
+        if self._is_primary():
+            return self.table.access.scan(self._range(), self.descending)
+        return self.table.access.scan_index(self.index, self._range(), self.descending)
+
+    def raw_batches(self):
+        if self._is_primary():
+            return self.table.access.scan_raw(self._range(), self.descending)
+        return self.table.access.scan_index_raw(self.index, self._range(), self.descending)
+
+    def count(self) -> int:
+        """Number of rows in the slice."""
+        return sum(len(batch) for batch in self.raw_batches())
+
+
+def _table_optargs(ctx, node, scope) -> str:
+    read_mode = optarg(ctx, node, 'read_mode', scope, None) or ctx.global_optarg('read_mode')
+    if 'use_outdated' in node.optargs:
+        raise errors.logic('The `use_outdated` optarg is no longer supported.  Use the `read_mode` optarg instead.')
+    if read_mode is None:
+        return 'single'
+    read_mode = as_string(read_mode)
+    if read_mode not in ('single', 'majority', 'outdated', '_debug_direct'):
+        raise errors.logic('Read mode `%s` unrecognized (options are "majority", "single", and "outdated").' % read_mode)
+    return 'outdated' if read_mode == '_debug_direct' else read_mode
+
+
+@handler(Term.TABLE)
+def _table(ctx, node, scope):
+    values = all_args(ctx, node, scope)
+    db = as_database(values[0]) if len(values) == 2 else ctx.default_db()
+    name = check_name(as_string(values[-1]), 'Table')
+    read_mode = _table_optargs(ctx, node, scope)
+    identifier_format = optarg(ctx, node, 'identifier_format', scope, None)
+    if identifier_format is not None and as_string(identifier_format) not in ('name', 'uuid'):
+        raise errors.logic('Identifier format `%s` unrecognized (options are "name" and "uuid").' % identifier_format)
+    if db.name == 'rethinkdb':
+        from .system_tables import system_table
+        return system_table(ctx, name, identifier_format or 'name')
+    table_id, meta = ctx.node.find_table(db, name)
+    return Table(ctx, db, table_id, meta, read_mode)
+
+
+def as_table(value) -> Table:
+    """A table value (user or system), or the real type error."""
+    if getattr(value, 'val_type', None) != 'TABLE':
+        raise type_error('TABLE', value)
+    return value
+
+
+@handler(Term.GET)
+def _get(ctx, node, scope):
+    table = as_table(arg(ctx, node, 0, scope))
+    key = to_datum(arg(ctx, node, 1, scope))
+    datum.check_primary_key(key)
+    return SingleSelection(table, key)
+
+
+@handler(Term.GET_ALL)
+def _get_all(ctx, node, scope):
+    values = all_args(ctx, node, scope)
+    table = as_table(values[0])
+    keys = [to_datum(value) for value in values[1:]]
+    for key in keys:
+        if key is None:
+            raise errors.NonExistence('Keys cannot be NULL.')
+    index = optarg(ctx, node, 'index', scope, None)
+    index = as_string(index) if index is not None else table.primary_key
+    if index == table.primary_key:
+        return Stream(lambda: iter([table.access.get_many(keys)]) if keys else iter([]), table=table)
+    table.check_index(index)
+
+    def batches():
+        for key in keys:
+            encoded = datum.encode_key(key)
+            yield from table.access.scan_index(index, KeyRange(encoded, False, encoded, False))
+    return Stream(batches, table=table)
+
+
+def _bound(ctx, node, name, scope) -> str:
+    value = optarg(ctx, node, name, scope, None)
+    if value is None:
+        return 'closed' if name == 'left_bound' else 'open'
+    value = as_string(value)
+    if value not in ('open', 'closed'):
+        raise errors.logic('Expected `open` or `closed` for optarg `%s` (got `%s`).' % (name, value))
+    return value
+
+
+@handler(Term.BETWEEN)
+def _between(ctx, node, scope):
+    target = arg(ctx, node, 0, scope)
+    lower = to_datum(arg(ctx, node, 1, scope))
+    upper = to_datum(arg(ctx, node, 2, scope))
+    if lower is None or upper is None:
+        raise errors.logic('Cannot use `null` in BETWEEN, use `r.minval` or `r.maxval` to denote unboundedness.')
+    index = optarg(ctx, node, 'index', scope, None)
+    between = getattr(target, 'between', None)
+    if between is None:
+        raise type_error('TABLE_SLICE', target)
+    return between(lower, upper, as_string(index) if index is not None else None,
+                   _bound(ctx, node, 'left_bound', scope), _bound(ctx, node, 'right_bound', scope))
+
+
+# -- writes
+
+def _durability(ctx, node, scope):
+    value = optarg(ctx, node, 'durability', scope, None)
+    if value is None:
+        value = ctx.global_optarg('durability')
+    if value is None:
+        return None
+    value = as_string(value)
+    if value not in ('hard', 'soft'):
+        raise errors.logic('Durability option `%s` unrecognized (options are "hard" and "soft").' % value)
+    return value
+
+
+def _return_changes(ctx, node, scope):
+    if 'return_vals' in node.optargs:
+        raise errors.logic('Error: encountered obsolete optarg `return_vals`.  Use `return_changes` instead.')
+    value = to_datum(optarg(ctx, node, 'return_changes', scope, False))
+    if isinstance(value, str):
+        if value != 'always':
+            raise errors.logic('Invalid return_changes value `%s` (options are `true`, `false`, and `\'always\'`.)'
+                               % value)
+        return 'always'
+    return as_bool(value)
+
+
+def _write_table(value):
+    table = getattr(value, 'table', None)
+    if not isinstance(table, Table):
+        if getattr(table, 'is_system', False):
+            return table
+        raise type_error('SELECTION', value)
+    return table
+
+
+@handler(Term.INSERT)
+def _insert(ctx, node, scope):
+    target = arg(ctx, node, 0, scope)
+    if getattr(target, 'is_system', False):
+        return target.insert(ctx, node, scope)
+    table = as_table(target)
+    payload = arg(ctx, node, 1, scope)
+    return_changes = _return_changes(ctx, node, scope)
+    durability = _durability(ctx, node, scope)
+    conflict = optarg(ctx, node, 'conflict', scope, 'error')
+    if isinstance(conflict, Func):
+        if conflict.node is None or not terms.is_deterministic(conflict.node.args[1]):
+            raise errors.logic('The conflict function passed to `insert` must be deterministic.')
+        if conflict.arity not in (0, 3):
+            raise errors.logic('The conflict function passed to `insert` should expect 3 arguments.')
+        conflict = func_payload(conflict)
+    else:
+        conflict = as_string(conflict)
+        if conflict not in ('error', 'replace', 'update'):
+            raise errors.logic('Conflict option `%s` unrecognized (options are "error", "replace" and "update").'
+                               % conflict)
+    if isinstance(payload, Sequence):
+        docs = [doc for batch in payload.batches() for doc in batch]
+    else:
+        payload = to_datum(payload)
+        docs = payload if isinstance(payload, list) else [payload]
+    total = empty_result()
+    generated = []
+    valid = []
+    for doc in docs:
+        if not isinstance(doc, dict) or datum.ptype(doc) is not None:
+            total = merge_write_results(total, {'errors': 1, 'first_error': 'Inserted value must be an OBJECT (got %s):\n%s'
+                                                % (datum.type_name(doc), datum.print_datum(doc))})
+            continue
+        if table.primary_key not in doc:
+            key = str(uuid.uuid4())
+            doc = dict(doc, **{table.primary_key: key})
+            generated.append(key)
+        try:
+            datum.check_primary_key(doc[table.primary_key])
+        except errors.ReqlError as error:
+            total = merge_write_results(total, {'errors': 1, 'first_error': error.message})
+            continue
+        valid.append(doc)
+    for start in range(0, len(valid), WRITE_BATCH):
+        result = table.access.insert(valid[start:start + WRITE_BATCH], conflict, return_changes, durability, ctx.now)
+        total = merge_write_results(total, result)
+    if return_changes and 'changes' not in total:
+        total['changes'] = []
+    if generated:
+        total['generated_keys'] = generated
+    return total
+
+
+def _write_keys(ctx: Context, target, table) -> list:
+    if isinstance(target, SingleSelection):
+        return [target.key]
+    return [row[table.primary_key] for batch in target.batches() for row in batch]
+
+
+def _modify(ctx, node, scope, kind: str):
+    target = arg(ctx, node, 0, scope)
+    table = _write_table(target)
+    if getattr(table, 'is_system', False):
+        return table.modify(ctx, node, scope, kind, target)
+    return_changes = _return_changes(ctx, node, scope)
+    durability = _durability(ctx, node, scope)
+    non_atomic = as_bool(optarg(ctx, node, 'non_atomic', scope, False))
+    how = {'kind': kind}
+    func = None
+    if kind != 'delete':
+        change = arg(ctx, node, 1, scope)
+        if isinstance(change, Func):
+            deterministic = change.node is not None and terms.is_deterministic(change.node.args[1])
+            if not deterministic and not non_atomic:
+                raise errors.logic('Could not prove argument deterministic.  Maybe you want to use the non_atomic flag?')
+            if deterministic:
+                how['func'] = func_payload(change)
+            else:
+                func = change
+        else:
+            how['value'] = to_datum(change)
+    keys = _write_keys(ctx, target, table)
+    total = empty_result()
+    for start in range(0, len(keys), WRITE_BATCH):
+        chunk = keys[start:start + WRITE_BATCH]
+        chunk_how = how
+        if func is not None:
+            chunk_how = {'kind': 'replace', 'values': _evaluate_locally(ctx, table, func, chunk, kind)}
+        total = merge_write_results(total, table.access.modify(chunk, chunk_how, return_changes, durability, ctx.now))
+    if return_changes and 'changes' not in total:
+        total['changes'] = []
+    return total
+
+
+def _evaluate_locally(ctx: Context, table: Table, func: Func, keys: list, kind: str) -> dict:
+    """New rows for non-deterministic functions (non_atomic), computed here."""
+    from .writes import update_value
+    values = {}
+    for key in keys:
+        old = table.get(key)
+        new = call_datum(ctx, func, [old])
+        values[datum.to_json(key)] = update_value(old, new) if kind == 'update' else new
+    return values
+
+
+@handler(Term.UPDATE)
+def _update(ctx, node, scope):
+    return _modify(ctx, node, scope, 'update')
+
+
+@handler(Term.REPLACE)
+def _replace(ctx, node, scope):
+    return _modify(ctx, node, scope, 'replace')
+
+
+@handler(Term.DELETE)
+def _delete(ctx, node, scope):
+    return _modify(ctx, node, scope, 'delete')
+
+
+@handler(Term.SYNC)
+def _sync(ctx, node, scope):
+    as_table(arg(ctx, node, 0, scope))
+    return {'synced': 1}
+
+
+# -- secondary indexes and write hooks
+
+def function_blob(prefix: bytes, source, extra: dict) -> dict:
+    """A function as the BINARY blob index_status / get_write_hook return (and index_create / set_write_hook take)."""
+    body = json.dumps(dict(extra, function=source), separators=(',', ':')).encode('utf-8')
+    return datum.make_binary(prefix + BLOB_FORMAT + body)
+
+
+def parse_blob(prefix: bytes, value: dict, what: str) -> dict:
+    """The inverse of function_blob, with the real error for a foreign blob."""
+    data = datum.binary_bytes(value)
+    if not data.startswith(prefix):
+        if what == 'index':
+            raise errors.logic('Cannot create an sindex except from a reql_index_function returned from '
+                               '`index_status` in the field `function`.')
+        raise errors.logic('Cannot create a write hook except from a reql_write_hook_function returned from '
+                           '`get_write_hook`.')
+    rest = data[len(prefix):]
+    if not rest.startswith(BLOB_FORMAT):
+        raise errors.logic('Binary blob passed to index create could not be interpreted as a reql_index_function '
+                           '(this test server reads only the blobs it writes).')
+    return json.loads(rest[len(BLOB_FORMAT):].decode('utf-8'))
+
+
+def index_status_row(name: str, definition: dict, ready: bool) -> dict:
+    """One element of index_status(): the real fields."""
+    row = {
+        'index': name,
+        'ready': ready,
+        'outdated': False,
+        'multi': definition.get('multi', False),
+        'geo': definition.get('geo', False),
+        'function': function_blob(INDEX_BLOB_PREFIX, definition['function'],
+                                  {'multi': definition.get('multi', False), 'geo': definition.get('geo', False)}),
+        'query': 'indexCreate(\'%s\', %s%s)' % (name, function_text(definition['function']),
+                                               _index_options_text(definition)),
+    }
+    if not ready:
+        row['progress'] = 0
+    return row
+
+
+def _index_options_text(definition: dict) -> str:
+    options = [text for flag, text in (('multi', 'multi: true'), ('geo', 'geo: true')) if definition.get(flag)]
+    return ', {%s}' % ', '.join(options) if options else ''
+
+
+def _field_function(field: str) -> list:
+    return [Term.FUNC, [[Term.MAKE_ARRAY, [1]], [Term.BRACKET, [[Term.VAR, [1]], field]]]]
+
+
+@handler(Term.INDEX_CREATE)
+def _index_create(ctx, node, scope):
+    table = as_table(arg(ctx, node, 0, scope))
+    name = as_string(arg(ctx, node, 1, scope))
+    if name == table.primary_key:
+        raise errors.logic('Index name conflict: `%s` is the name of the primary key.' % name)
+    definition = {'multi': False, 'geo': False}
+    if len(node.args) == 3:
+        spec = arg(ctx, node, 2, scope)
+        if isinstance(spec, Func):
+            if spec.node is None:
+                raise type_error('FUNCTION', spec)
+            if spec.scope:
+                raise errors.logic('Index functions cannot capture variables in this test server.')
+            definition['function'] = spec.node.source
+        elif datum.ptype(to_datum(spec)) == 'BINARY':
+            parsed = parse_blob(INDEX_BLOB_PREFIX, to_datum(spec), 'index')
+            definition.update(function=parsed['function'], multi=parsed.get('multi', False), geo=parsed.get('geo', False))
+        else:
+            raise type_error('FUNCTION', spec)
+    else:
+        definition['function'] = _field_function(name)
+    if not terms.is_deterministic(terms.compile_term(definition['function'])):
+        raise errors.logic('Could not prove function deterministic.  Index functions must be deterministic.')
+    multi = optarg(ctx, node, 'multi', scope, MISSING)
+    if multi is not MISSING:
+        definition['multi'] = as_bool(multi)
+    geo = optarg(ctx, node, 'geo', scope, MISSING)
+    if geo is not MISSING:
+        definition['geo'] = as_bool(geo)
+    from .ops_admin import change_table
+    change_table(ctx, table, 'The secondary index was not created.',
+                 lambda meta: _add_index(meta, table, name, definition))
+    return {'created': 1}
+
+
+def _add_index(meta: dict, table: Table, name: str, definition: dict) -> dict:
+    if name in meta.get('indexes', {}):
+        raise errors.op_failed('Index `%s` already exists on table `%s`.' % (name, table.display_name))
+    return dict(meta, indexes=dict(meta.get('indexes', {}), **{name: definition}))
+
+
+@handler(Term.INDEX_DROP)
+def _index_drop(ctx, node, scope):
+    table = as_table(arg(ctx, node, 0, scope))
+    name = as_string(arg(ctx, node, 1, scope))
+
+    def drop(meta):
+        if name not in meta.get('indexes', {}):
+            raise errors.op_failed('Index `%s` does not exist on table `%s`.' % (name, table.display_name))
+        indexes = dict(meta['indexes'])
+        del indexes[name]
+        return dict(meta, indexes=indexes)
+    from .ops_admin import change_table
+    change_table(ctx, table, 'The secondary index was not dropped.', drop)
+    return {'dropped': 1}
+
+
+@handler(Term.INDEX_RENAME)
+def _index_rename(ctx, node, scope):
+    table = as_table(arg(ctx, node, 0, scope))
+    old_name = as_string(arg(ctx, node, 1, scope))
+    new_name = as_string(arg(ctx, node, 2, scope))
+    for name in (old_name, new_name):
+        if name == table.primary_key:
+            raise errors.logic('Index name conflict: `%s` is the name of the primary key.' % name)
+    overwrite = as_bool(optarg(ctx, node, 'overwrite', scope, False))
+
+    def rename(meta):
+        indexes = dict(meta.get('indexes', {}))
+        if old_name not in indexes or (new_name in indexes and not overwrite and new_name != old_name):
+            if overwrite:
+                raise errors.op_failed('Index `%s` does not exist on table `%s`.' % (old_name, table.display_name))
+            raise errors.op_failed('Index `%s` does not exist or index `%s` already exists on table `%s`.'
+                                   % (old_name, new_name, table.display_name))
+        indexes[new_name] = indexes.pop(old_name)
+        return dict(meta, indexes=indexes)
+    from .ops_admin import change_table
+    if old_name != new_name:
+        change_table(ctx, table, 'The secondary index was not renamed.', rename)
+    return {'renamed': 0 if old_name == new_name else 1}
+
+
+@handler(Term.INDEX_LIST)
+def _index_list(ctx, node, scope):
+    table = as_table(arg(ctx, node, 0, scope))
+    return sorted(_current_meta(ctx, table).get('indexes', {}))
+
+
+def _current_meta(ctx: Context, table: Table) -> dict:
+    meta = ctx.node.metadata.get('table/' + table.id)
+    if meta is None:
+        raise errors.op_failed('Table `%s` does not exist.' % table.display_name)
+    return meta
+
+
+def _index_statuses(ctx: Context, table: Table, names: list) -> list:
+    meta = _current_meta(ctx, table)
+    indexes = meta.get('indexes', {})
+    for name in names:
+        if name not in indexes:
+            raise errors.op_failed('Index `%s` was not found on table `%s`.' % (name, table.display_name))
+    from .replication import layout
+    rows = []
+    for name in sorted(indexes):
+        if names and name not in names:
+            continue
+        definition = indexes[name]
+        ready = True
+        for shard in layout(meta):
+            for server in shard.replicas:
+                answer = ctx.node.peer_call(server, 'index_ready', {'table': table.id, 'index': name,
+                                                                     'definition': definition})
+                ready = ready and bool(answer)
+        rows.append(index_status_row(name, definition, ready))
+    return rows
+
+
+@handler(Term.INDEX_STATUS)
+def _index_status(ctx, node, scope):
+    values = all_args(ctx, node, scope)
+    table = as_table(values[0])
+    return _index_statuses(ctx, table, [as_string(value) for value in values[1:]])
+
+
+@handler(Term.INDEX_WAIT)
+def _index_wait(ctx, node, scope):
+    import time
+    values = all_args(ctx, node, scope)
+    table = as_table(values[0])
+    names = [as_string(value) for value in values[1:]]
+    pause = 0.02
+    while True:
+        rows = _index_statuses(ctx, table, names)
+        if all(row['ready'] for row in rows):
+            return rows
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
+
+
+@handler(Term.SET_WRITE_HOOK)
+def _set_write_hook(ctx, node, scope):
+    table = as_table(arg(ctx, node, 0, scope))
+    spec = arg(ctx, node, 1, scope)
+    old_hook = _current_meta(ctx, table).get('write_hook')
+    if isinstance(spec, Func):
+        if spec.node is None or spec.arity != 3:
+            raise errors.logic('Write hook functions must expect 3 arguments.')
+        if not terms.is_deterministic(spec.node.args[1]):
+            raise errors.logic('Could not prove function deterministic.  Write hook functions must be deterministic.')
+        source = spec.node.source
+    else:
+        spec = to_datum(spec)
+        if spec is None:
+            source = None
+        elif datum.ptype(spec) == 'BINARY':
+            source = parse_blob(HOOK_BLOB_PREFIX, spec, 'hook')['function']
+        else:
+            raise type_error('FUNCTION', spec)
+    from .ops_admin import change_table
+    change_table(ctx, table, 'The write hook was not set.',
+                 lambda meta: dict(meta, write_hook=None if source is None else {'function': source}))
+    new_value = write_hook_datum(source)
+    old_value = write_hook_datum(old_hook['function']) if old_hook else None
+    if source is None:
+        return {'deleted': 1} if old_hook else {'unchanged': 1}
+    return {'created': 1} if old_hook is None else {'replaced': 1} if old_value != new_value else {'unchanged': 1}
+
+
+def write_hook_datum(source):
+    """What get_write_hook and table_config show for a hook: function blob and query text."""
+    if source is None:
+        return None
+    return {'function': function_blob(HOOK_BLOB_PREFIX, source, {}),
+            'query': 'setWriteHook(%s)' % function_text(source)}
+
+
+@handler(Term.GET_WRITE_HOOK)
+def _get_write_hook(ctx, node, scope):
+    table = as_table(arg(ctx, node, 0, scope))
+    hook = _current_meta(ctx, table).get('write_hook')
+    return write_hook_datum(hook['function']) if hook else None

@@ -1,0 +1,539 @@
+"""The replicas this server holds: their files, their states, catching up, applying and serving writes and reads.
+
+A table's config splits its keys into shards (by split points) and gives each shard a primary replica and other
+replicas. Every row carries the version of the write that made it (a hybrid clock: microseconds since the epoch,
+always increasing), deletions leave tombstones, so a replica that was away, or is new, catches up by pulling the
+rows newer than the version it is known to be complete up to (`synced`) from a server that has them.
+
+A replica's state, as `table_status` shows it: `ready`, `backfilling` (catching up), `transitioning` (its role
+just changed), `waiting_for_primary` (no primary to follow). States are published to the other servers.
+
+The primary of a shard is the configured one while it is reachable and ready; otherwise, if a majority of the
+shard's voting replicas are reachable and ready, the ready voter with the lowest server id takes over until it
+returns (RethinkDB's automatic failover). A primary accepts writes only when a majority of voters is ready, and
+acknowledges them once a majority has them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+
+from . import datum, errors
+from .cluster import PeerLost
+from .storage import PAGE_ROWS, KeyRange, TableStore
+
+LOG = logging.getLogger('reql_server.replication')
+READY = 'ready'
+BACKFILLING = 'backfilling'
+TRANSITIONING = 'transitioning'
+WAITING_FOR_PRIMARY = 'waiting_for_primary'
+DISCONNECTED = 'disconnected'
+RECONCILE_SECONDS = 0.2
+CLOCK_SLACK = 5 * 1000000
+
+
+def hex_or_none(key: bytes | None):
+    """Keys travel between servers as hex."""
+    return None if key is None else key.hex()
+
+
+def bytes_or_none(text: str | None):
+    """The inverse of hex_or_none."""
+    return None if text is None else bytes.fromhex(text)
+
+
+def range_to_wire(key_range: KeyRange) -> list:
+    """A key range as JSON."""
+    return [hex_or_none(key_range.lower), key_range.lower_open, hex_or_none(key_range.upper), key_range.upper_open]
+
+
+def range_from_wire(wire: list) -> KeyRange:
+    """The inverse of range_to_wire."""
+    return KeyRange(bytes_or_none(wire[0]), wire[1], bytes_or_none(wire[2]), wire[3])
+
+
+class Shard:
+    """One shard of a table's current config: its key range and replicas."""
+
+    def __init__(self, index: int, key_range: KeyRange, config: dict, split_left, split_right):
+        self.index = index
+        self.key_range = key_range
+        self.primary = config['primary_replica']
+        self.replicas = list(config['replicas'])
+        self.nonvoting = set(config.get('nonvoting_replicas', ()))
+        self.voters = [server for server in self.replicas if server not in self.nonvoting]
+        self.split_left = split_left
+        self.split_right = split_right
+
+
+def layout(table: dict) -> list:
+    """The shards of a table's config, in key order."""
+    splits = table.get('split_points', [])
+    bounds = [None] + [datum.encode_key(point) for point in splits] + [None]
+    points = [None] + list(splits) + [None]
+    return [Shard(index, KeyRange(bounds[index], False, bounds[index + 1], True), config, points[index], points[index + 1])
+            for index, config in enumerate(table['shards'])]
+
+
+def layout_id(table: dict) -> str:
+    """A short fingerprint of a table's shard layout (changes when it is reconfigured)."""
+    text = json.dumps([table['shards'], table.get('split_points', [])], sort_keys=True)
+    return hashlib.sha1(text.encode('utf-8')).hexdigest()[:16]
+
+
+def shard_for_key(shards: list, key: bytes) -> Shard:
+    """The shard whose range holds an encoded key."""
+    for shard in shards:
+        if shard.key_range.contains(key):
+            return shard
+    return shards[-1]
+
+
+def index_definition_id(definition: dict) -> str:
+    """A fingerprint of an index definition, to know whether a replica built the current one."""
+    return hashlib.sha1(json.dumps(definition, sort_keys=True).encode('utf-8')).hexdigest()[:16]
+
+
+class HybridClock:
+    """Versions for writes: microseconds since the epoch, strictly increasing on this server."""
+
+    def __init__(self):
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def next(self, floor: int = 0) -> int:
+        """A version greater than any returned before and than `floor`."""
+        with self._lock:
+            self._last = max(self._last + 1, int(time.time() * 1000000), floor + 1)
+            return self._last
+
+    def observe(self, version: int) -> None:
+        """Never hand out a version lower than one seen."""
+        with self._lock:
+            self._last = max(self._last, version)
+
+
+class ReplicaManager:
+    """This server's replicas and everything it does for them."""
+
+    def __init__(self, node):
+        self.node = node
+        self.clock = HybridClock()
+        self._lock = threading.RLock()
+        self._stores: dict = {}
+        self._write_locks: dict = {}
+        self._states: dict = {}
+        self._ready_under: dict = {}
+        self._jobs: dict = {}
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        """Open the replicas the metadata gives this server and start reconciling in the background."""
+        self.reconcile()
+        self._thread = threading.Thread(target=self._loop, name='replicas', daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop background work and close every file (checkpointing it)."""
+        self._stopping.set()
+        self._wake.set()
+        for job in list(self._jobs.values()):
+            job.join(timeout=5)
+        with self._lock:
+            for store in self._stores.values():
+                store.close()
+            self._stores.clear()
+
+    def poke(self) -> None:
+        """Something changed (metadata, peers): reconcile soon."""
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(RECONCILE_SECONDS)
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                self.reconcile()
+            except Exception:  # pylint: disable=broad-except
+                LOG.exception('reconciling replicas failed')
+
+    # -- local state
+
+    def store(self, table_id: str) -> TableStore | None:
+        """The local replica file of a table, if this server holds one."""
+        with self._lock:
+            return self._stores.get(table_id)
+
+    def _open(self, table_id: str) -> TableStore:
+        with self._lock:
+            store = self._stores.get(table_id)
+            if store is None:
+                store = TableStore(os.path.join(self.node.directory, table_id))
+                self._stores[table_id] = store
+                self.clock.observe(store.max_version())
+            return store
+
+    def write_lock(self, table_id: str) -> threading.Lock:
+        """Serialises the writes a primary applies to one table."""
+        with self._lock:
+            return self._write_locks.setdefault(table_id, threading.Lock())
+
+    def my_states(self) -> dict:
+        """{table id: {'layout': id, 'shards': {index: state}}} for the directory."""
+        with self._lock:
+            return json.loads(json.dumps(self._states))
+
+    def state_of(self, server_id: str, table_id: str, table: dict, shard_index: int) -> str | None:
+        """A replica's state as known here (None when unknown or reported for another layout)."""
+        if server_id == self.node.server_id:
+            entry = self._states.get(table_id)
+        else:
+            entry = self.node.directory_entry(server_id, table_id)
+        if not entry or entry.get('layout') != layout_id(table):
+            return None
+        return entry['shards'].get(str(shard_index))
+
+    def _set_states(self, table_id: str, table: dict, states: dict) -> None:
+        with self._lock:
+            entry = {'layout': layout_id(table), 'shards': {str(index): state for index, state in states.items()}}
+            if self._states.get(table_id) == entry:
+                return
+            self._states[table_id] = entry
+        self.node.publish_states()
+
+    def _drop_state(self, table_id: str) -> None:
+        with self._lock:
+            if self._states.pop(table_id, None) is None:
+                return
+        self.node.publish_states()
+
+    # -- primaries and readiness
+
+    def alive(self, server_id: str) -> bool:
+        """Whether a server is this one or connected to it."""
+        return server_id == self.node.server_id or server_id in self.node.mesh.connected()
+
+    def primary_of(self, table_id: str, table: dict, shard: Shard) -> str | None:
+        """The server acting as the shard's primary now, or None."""
+        if self.alive(shard.primary) and self.state_of(shard.primary, table_id, table, shard.index) == READY:
+            return shard.primary
+        ready_voters = sorted(server for server in shard.voters
+                              if self.alive(server) and self.state_of(server, table_id, table, shard.index) == READY)
+        if ready_voters and len(ready_voters) * 2 > len(shard.voters):
+            return ready_voters[0]
+        return None
+
+    def quorum_connected(self, table_id: str, table: dict, shard: Shard) -> bool:
+        """Whether the primary reaches a majority of the shard's voters (ready or catching up)."""
+        reached = sum(1 for server in shard.voters
+                      if self.alive(server) and self.state_of(server, table_id, table, shard.index) is not None)
+        return reached * 2 > len(shard.voters)
+
+    def forget_primary(self, peer_id: str) -> None:
+        """A peer went away: replicas that followed it must catch up again whoever leads next."""
+        with self._lock:
+            for key, primary in list(self._ready_under.items()):
+                if primary == peer_id:
+                    self._ready_under[key] = None
+        self.poke()
+
+    # -- reconciliation
+
+    def reconcile(self) -> None:
+        """Make the local replicas match the metadata: open, drop, catch up, build indexes."""
+        tables = dict(self.node.metadata.items('table'))
+        with self._lock:
+            held = set(self._stores)
+        for table_id in held - set(tables):
+            self._remove(table_id)
+        for table_id, table in tables.items():
+            shards = [shard for shard in layout(table) if self.node.server_id in shard.replicas]
+            if not shards:
+                if table_id in held:
+                    self._remove(table_id)
+                continue
+            self._reconcile_table(table_id, table, shards)
+
+    def _remove(self, table_id: str) -> None:
+        with self._lock:
+            job = self._jobs.get(table_id)
+            if job is not None and job.is_alive():
+                return
+            store = self._stores.pop(table_id, None)
+        self._drop_state(table_id)
+        if store is not None:
+            store.close()
+            for suffix in ('', '-wal', '-shm'):
+                path = os.path.join(self.node.directory, table_id + suffix)
+                if os.path.exists(path):
+                    os.remove(path)
+
+    def _reconcile_table(self, table_id: str, table: dict, shards: list) -> None:
+        store = self._open(table_id)
+        current = layout_id(table)
+        with self._lock:
+            entry = self._states.get(table_id)
+            job = self._jobs.get(table_id)
+        if job is not None and job.is_alive():
+            return
+        if entry is None or entry.get('layout') != current:
+            self._relayout(table_id, table, store, shards)
+            entry = None
+        states = {int(index): state for index, state in (entry or {}).get('shards', {}).items()}
+        me = self.node.server_id
+        needs_sync = False
+        for shard in shards:
+            state = states.get(shard.index)
+            primary = self.primary_of(table_id, table, shard)
+            if state != READY:
+                needs_sync = True
+            elif primary == me:
+                self._ready_under[(table_id, shard.index)] = me
+            elif primary is not None and primary != self._ready_under.get((table_id, shard.index)):
+                needs_sync = True
+            elif primary is None and me not in shard.voters:
+                states[shard.index] = WAITING_FOR_PRIMARY
+        pending_indexes = self._pending_indexes(store, table)
+        if needs_sync or pending_indexes:
+            self._set_states(table_id, table, {shard.index: states.get(shard.index) or TRANSITIONING
+                                               for shard in shards})
+            job = threading.Thread(target=self._sync_job, args=(table_id, table, shards, pending_indexes),
+                                   name='sync-%s' % table_id[:8], daemon=True)
+            with self._lock:
+                self._jobs[table_id] = job
+            job.start()
+        else:
+            self._set_states(table_id, table, {shard.index: states[shard.index] for shard in shards})
+
+    def _relayout(self, table_id: str, table: dict, store: TableStore, shards: list) -> None:
+        """The table was (re)configured: keep only rows of our new ranges; resync from scratch if ranges changed."""
+        ranges = [range_to_wire(shard.key_range) for shard in shards]
+        if store.get_meta('ranges') != ranges:
+            store.delete_outside([shard.key_range for shard in shards])
+            store.set_meta('synced', 0)
+            store.set_meta('ranges', ranges)
+        self._set_states(table_id, table, {shard.index: TRANSITIONING for shard in shards})
+
+    def _pending_indexes(self, store: TableStore, table: dict) -> dict:
+        built = store.get_meta('indexes') or {}
+        wanted = {name: index_definition_id(definition) for name, definition in table.get('indexes', {}).items()}
+        for name in set(built) - set(wanted):
+            store.drop_index(name)
+            built.pop(name)
+            store.set_meta('indexes', built)
+        return {name: ident for name, ident in wanted.items() if built.get(name) != ident}
+
+    def _sync_job(self, table_id: str, table: dict, shards: list, pending_indexes: dict) -> None:
+        try:
+            store = self._open(table_id)
+            for name, ident in pending_indexes.items():
+                self._build_index(table_id, table, store, name, ident)
+            states = {}
+            for shard in shards:
+                states[shard.index] = self._catch_up(table_id, table, store, shard)
+            self._set_states(table_id, table, states)
+        except (PeerLost, errors.ReqlError, OSError) as error:
+            LOG.info('catching up table %s failed: %s', table_id, error)
+        finally:
+            with self._lock:
+                self._jobs.pop(table_id, None)
+            self.poke()
+
+    def _catch_up(self, table_id: str, table: dict, store: TableStore, shard: Shard) -> str:
+        """Bring one shard of the local replica up to date; returns its new state."""
+        me = self.node.server_id
+        primary = self.primary_of(table_id, table, shard)
+        if primary is not None and primary != me:
+            self._set_state(table_id, table, shard.index, BACKFILLING)
+            self._pull(table_id, store, shard, primary)
+            self._ready_under[(table_id, shard.index)] = primary
+            return READY
+        if primary == me:
+            self._ready_under[(table_id, shard.index)] = me
+            return READY
+        if not self._may_lead(shard):
+            return WAITING_FOR_PRIMARY
+        source = self._best_peer(table_id, shard, store)
+        if source is not None:
+            self._set_state(table_id, table, shard.index, BACKFILLING)
+            self._pull(table_id, store, shard, source)
+        self._ready_under[(table_id, shard.index)] = me
+        return READY
+
+    def _may_lead(self, shard: Shard) -> bool:
+        """Without a primary, the configured primary may take the lead, or any voter when a majority of voters is
+        reachable and the configured primary is not (failover)."""
+        me = self.node.server_id
+        if shard.primary == me:
+            return True
+        alive_voters = sum(1 for server in shard.voters if self.alive(server))
+        return me in shard.voters and alive_voters * 2 > len(shard.voters) and not self.alive(shard.primary)
+
+    def _set_state(self, table_id: str, table: dict, shard_index: int, state: str) -> None:
+        with self._lock:
+            entry = self._states.get(table_id) or {'layout': layout_id(table), 'shards': {}}
+            shards = {int(index): value for index, value in entry['shards'].items()}
+        shards[shard_index] = state
+        self._set_states(table_id, table, shards)
+
+    def _best_peer(self, table_id: str, shard: Shard, store: TableStore) -> str | None:
+        """The reachable replica of the shard with newer data than ours, if any."""
+        mine = store.get_meta('synced') or 0
+        best, best_version = None, mine
+        for server in shard.replicas:
+            if server == self.node.server_id or not self.alive(server):
+                continue
+            try:
+                version = self.node.mesh.call(server, 'synced_version', {'table': table_id}, timeout=5)
+            except (PeerLost, errors.ReqlError):
+                continue
+            if version is not None and version > best_version:
+                best, best_version = server, version
+        return best
+
+    def _pull(self, table_id: str, store: TableStore, shard: Shard, source: str) -> None:
+        since = max(0, (store.get_meta('synced') or 0) - CLOCK_SLACK)
+        after = None
+        newest = since
+        source_now = self.node.mesh.call(source, 'synced_version', {'table': table_id}, timeout=10) or 0
+        while True:
+            page = self.node.mesh.call(source, 'rows_since', {
+                'table': table_id, 'range': range_to_wire(shard.key_range), 'since': since, 'after': after})
+            rows = [(bytes.fromhex(key), doc, version) for key, doc, version in page['rows']]
+            if rows:
+                self._apply_with_indexes(table_id, store, rows, hard=False, only_newer=True)
+                newest = max(newest, rows[-1][2])
+                self.clock.observe(newest)
+            if not page['more']:
+                break
+            after = [rows[-1][2], page['rows'][-1][0]]
+        store.set_meta('synced', max(newest, source_now, store.get_meta('synced') or 0))
+
+    # -- indexes
+
+    def index_entries(self, table_id: str, table: dict, rows: list) -> dict:
+        """{key: [(index name, index key)]} for rows [(key, json text or None, version)]."""
+        indexes = table.get('indexes', {})
+        if not indexes:
+            return {}
+        functions = {name: self.node.index_function(table_id, name, definition) for name, definition in indexes.items()}
+        entries = {}
+        for key, text, _version in rows:
+            if text is None:
+                continue
+            row = json.loads(text)
+            entries[key] = [(name, index_key) for name, function in functions.items() for index_key in function(row)]
+        return entries
+
+    def _apply_with_indexes(self, table_id: str, store: TableStore, rows: list, hard: bool, only_newer: bool,
+                            synced: int | None = None) -> None:
+        table = self.node.metadata.get('table/' + table_id) or {}
+        store.apply(rows, self.index_entries(table_id, table, rows), hard, only_newer=only_newer)
+        if synced is not None:
+            store.set_meta('synced', max(synced, store.get_meta('synced') or 0))
+
+    def _build_index(self, table_id: str, table: dict, store: TableStore, name: str, ident: str) -> None:
+        function = self.node.index_function(table_id, name, table['indexes'][name])
+        after, first = None, True
+        while True:
+            with store.lock:
+                page = store.all_docs(after)
+                entries = []
+                for key, text in page:
+                    entries.extend((index_key, key) for index_key in function(json.loads(text)))
+                store.replace_index(name, entries, first)
+            first = False
+            if len(page) < PAGE_ROWS:
+                break
+            after = page[-1][0]
+        built = store.get_meta('indexes') or {}
+        built[name] = ident
+        store.set_meta('indexes', built)
+
+    def index_ready(self, table_id: str, name: str, definition: dict) -> bool:
+        """Whether the local replica has built the current definition of an index."""
+        store = self.store(table_id)
+        if store is None:
+            return False
+        return (store.get_meta('indexes') or {}).get(name) == index_definition_id(definition)
+
+    # -- serving peers and local callers
+
+    def synced_version(self, table_id: str):
+        """The version up to which the local replica is complete (None without one)."""
+        store = self.store(table_id)
+        return None if store is None else (store.get_meta('synced') or 0)
+
+    def rows_since(self, table_id: str, wire_range: list, since: int, after) -> dict:
+        """A page of rows newer than `since` in a range, for a replica catching up."""
+        store = self.store(table_id)
+        if store is None:
+            raise errors.op_failed('This server does not have any data available for the given table.')
+        key_range = range_from_wire(wire_range)
+        cursor = None if after is None else (after[0], bytes.fromhex(after[1]))
+        rows = []
+        more = True
+        while len(rows) < PAGE_ROWS and more:
+            page = store.rows_since(since, cursor)
+            more = len(page) == PAGE_ROWS
+            if page:
+                cursor = (page[-1][2], page[-1][0])
+            rows.extend([key.hex(), doc, version] for key, doc, version in page if key_range.contains(key))
+        return {'rows': rows, 'more': more}
+
+    def apply_from_primary(self, table_id: str, rows: list, hard: bool) -> bool:
+        """A write the shard's primary sends us; True once it is applied."""
+        table = self.node.metadata.get('table/' + table_id)
+        if table is None or not any(self.node.server_id in shard.replicas for shard in layout(table)):
+            return False
+        store = self._open(table_id)
+        decoded = [(bytes.fromhex(key), doc, version) for key, doc, version in rows]
+        for _key, _doc, version in decoded:
+            self.clock.observe(version)
+        with self._lock:
+            entry = self._states.get(table_id) or {}
+        all_ready = entry.get('layout') == layout_id(table) and all(
+            state == READY for state in entry.get('shards', {}).values())
+        newest = max(version for _key, _doc, version in decoded) if decoded else None
+        self._apply_with_indexes(table_id, store, decoded, hard, only_newer=True, synced=newest if all_ready else None)
+        return True
+
+    def replicate(self, table_id: str, table: dict, shard: Shard, rows: list, hard: bool) -> None:
+        """Apply a primary's write locally, send it to the other replicas, wait for a majority of voters."""
+        store = self._open(table_id)
+        newest = max(version for _key, _doc, version in rows)
+        self._apply_with_indexes(table_id, store, rows, hard, only_newer=False, synced=newest)
+        wire_rows = [[key.hex(), doc, version] for key, doc, version in rows]
+        needed = len(shard.voters) // 2 + 1
+        acked = 1 if self.node.server_id in shard.voters else 0
+        futures = {}
+        for server in shard.replicas:
+            if server != self.node.server_id and self.alive(server):
+                futures[server] = self.node.mesh.call_async(server, 'apply', {'table': table_id, 'rows': wire_rows,
+                                                                               'hard': hard})
+        table_acks = table.get('write_acks', 'majority')
+        if table_acks == 'single':
+            needed = 1
+        deadline = time.time() + 30
+        for server, future in futures.items():
+            if acked >= needed:
+                break
+            try:
+                if future.result(max(0.0, deadline - time.time())) and server in shard.voters:
+                    acked += 1
+            except Exception:  # pylint: disable=broad-except
+                continue
+        if acked < needed:
+            raise errors.op_indeterminate('The primary replica lost contact with the secondary replicas. The write may '
+                                          'or may not have been performed.')

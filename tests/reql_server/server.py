@@ -1,0 +1,83 @@
+"""The running server process: the node, the driver port listener, the query thread pool, and a clean stop."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import socket
+import threading
+
+from . import ops_admin, ops_datum, ops_sequence, ops_table  # noqa: F401  pylint: disable=unused-import
+from .node import Node, Options
+from .wire import ClientConnection
+
+LOG = logging.getLogger('reql_server')
+QUERY_THREADS = 128
+
+
+class Server:
+    """One `rethinkdb serve` process."""
+
+    def __init__(self, options: Options):
+        self.options = options
+        self.node = Node(options)
+        self._listeners: list = []
+        self._clients: set = set()
+        self._clients_lock = threading.Lock()
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=QUERY_THREADS, thread_name_prefix='query')
+        self.stopped = threading.Event()
+
+    def start(self) -> None:
+        """Bind the ports (raising OSError if one is taken) and start serving."""
+        hosts = ['0.0.0.0'] if 'all' in self.options.bind else self.options.bind
+        for host in hosts:
+            listener = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((host, self.options.driver_port))
+            listener.listen(128)
+            if self.options.driver_port == 0:
+                self.options.driver_port = listener.getsockname()[1]
+            self._listeners.append(listener)
+        self.node.start()
+        for listener in self._listeners:
+            threading.Thread(target=self._accept_loop, args=(listener,), name='driver-accept', daemon=True).start()
+        LOG.info('Listening for client driver connections on port %d', self.options.driver_port)
+        LOG.info('Listening for intracluster connections on port %d', self.node.mesh.port)
+        LOG.info('Server ready, "%s" %s', self.node.name, self.node.server_id)
+
+    def _accept_loop(self, listener: socket.socket) -> None:
+        while not self.stopped.is_set():
+            try:
+                sock, _address = listener.accept()
+            except OSError:
+                return
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self._serve_client, args=(sock,), name='driver-client', daemon=True).start()
+
+    def _serve_client(self, sock: socket.socket) -> None:
+        with self._clients_lock:
+            self._clients.add(sock)
+        try:
+            ClientConnection(self.node, sock, self._pool).serve()
+        finally:
+            with self._clients_lock:
+                self._clients.discard(sock)
+
+    def stop(self) -> None:
+        """Stop accepting, drop clients, let running queries end, then close peers and files."""
+        if self.stopped.is_set():
+            return
+        self.stopped.set()
+        LOG.info('Server got SIGTERM; shutting down...')
+        for listener in self._listeners:
+            listener.close()
+        with self._clients_lock:
+            clients = list(self._clients)
+        for sock in clients:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.node.stop()
+        LOG.info('Server shutdown complete.')
