@@ -31,6 +31,18 @@ START_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0
 
 
+def wait_for(check, timeout: float = 20.0, interval: float = 0.1):
+    """Poll `check()` until it returns a truthy value (returned) or the timeout passes (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError('condition not reached within %.0f seconds; last value: %r' % (timeout, result))
+        time.sleep(interval)
+
+
 def server_binary() -> list:
     """argv prefix that runs a server: the RETHINKDB_BIN binary, or the test server under this Python."""
     binary = os.environ.get('RETHINKDB_BIN')

@@ -13,6 +13,7 @@ from .protocol import ErrorType, Term
 from .values import Args, Database, Func, Ordering, Sequence, SingleSelection, Stream
 
 MISSING = object()
+_DATUM = int(Term.DATUM)
 IMPLICIT = 'implicit'
 HANDLERS: dict = {}
 
@@ -35,6 +36,7 @@ class Context:
         self.user = user
         self.now = datum.make_time(time.time())
         self._evaluated: dict = {}
+        self._array_limit: int | None = None
 
     def global_optarg(self, name: str, default=None):
         """A global optional argument of `run`, evaluated once."""
@@ -47,13 +49,13 @@ class Context:
     @property
     def array_limit(self) -> int:
         """The `array_limit` run option (100000 by default)."""
-        limit = self.global_optarg('array_limit')
-        if limit is None:
-            return datum.ARRAY_LIMIT
-        limit = as_int(limit)
-        if limit <= 1:
-            raise errors.logic('Illegal array size limit `%d`.  (Must be >= 2.)' % limit)
-        return limit
+        if self._array_limit is None:
+            limit = self.global_optarg('array_limit')
+            limit = datum.ARRAY_LIMIT if limit is None else as_int(limit)
+            if limit <= 1:
+                raise errors.logic('Illegal array size limit `%d`.  (Must be >= 2.)' % limit)
+            self._array_limit = limit
+        return self._array_limit
 
     def default_db(self) -> Database:
         """The database of r.table() without r.db(): the `db` run option or `test`."""
@@ -75,7 +77,7 @@ class Context:
 
 def evaluate(ctx: Context, node: terms.Node, scope: dict):
     """The value of a compiled term."""
-    if node.type == Term.DATUM:
+    if node.type == _DATUM:
         return node.value
     evaluator = HANDLERS.get(node.type)
     if evaluator is None:
@@ -157,8 +159,13 @@ def type_error(expected: str, value) -> errors.ReqlError:
     return errors.logic('Expected type %s but found %s:\n%s' % (expected, value_type_name(value), print_value(value)))
 
 
+_PLAIN_TYPES = frozenset((dict, list, str, int, float, bool, type(None)))
+
+
 def to_datum(value):
     """The datum a value stands for (a single selection's row); other non-datums are type errors."""
+    if type(value) in _PLAIN_TYPES:
+        return value
     if isinstance(value, SingleSelection):
         return value.row
     if isinstance(value, (Database, Func, Sequence, Ordering, Args)):
@@ -238,7 +245,7 @@ def as_database(value) -> Database:
 
 def as_sequence(value):
     """A list (an array) or a lazy Sequence; datums that are not arrays cannot be iterated."""
-    if isinstance(value, (Sequence, list)):
+    if type(value) is list or isinstance(value, Sequence):
         return value
     if isinstance(value, (Database, Func, Ordering)):
         raise type_error('SEQUENCE', value)
@@ -315,7 +322,7 @@ def _func(_ctx, node, scope):
     captured = {name: scope[name] for name in node.free_vars if name in scope}
     if IMPLICIT in scope:
         captured[IMPLICIT] = scope[IMPLICIT]
-    return Func(params, node.args[1], captured, node=node, implicit=terms.uses_implicit_var(node.args[1]))
+    return Func(params, node.args[1], captured, node=node, implicit=node.implicit)
 
 
 @handler(Term.VAR)

@@ -314,7 +314,7 @@ def _index_keys_function(node: Node, definition: dict):
     getter = _field_path_getter(body, params[0] if params else None)
     multi = definition.get('multi', False)
     if getter is None:
-        func = Func(params, body, {}, node=function_node, implicit=terms.uses_implicit_var(body))
+        func = Func(params, body, {}, node=function_node, implicit=function_node.implicit)
         ctx = Context(node)
 
         def getter(row):

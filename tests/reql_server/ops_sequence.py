@@ -213,7 +213,8 @@ def _nth_term(ctx, node, scope):
 
 
 def _is_sequence(value) -> bool:
-    return isinstance(value, Sequence) or isinstance(to_datum(value), list)
+    return type(value) is list or isinstance(value, Sequence) or (
+        isinstance(value, SingleSelection) and isinstance(value.row, list))
 
 
 def _pluck_field(ctx: Context, target, field: str):

@@ -640,11 +640,9 @@ def _set_write_hook(ctx, node, scope):
     from .ops_admin import change_table
     change_table(ctx, table, 'The write hook was not set.',
                  lambda meta: dict(meta, write_hook=None if source is None else {'function': source}))
-    new_value = write_hook_datum(source)
-    old_value = write_hook_datum(old_hook['function']) if old_hook else None
     if source is None:
-        return {'deleted': 1} if old_hook else {'unchanged': 1}
-    return {'created': 1} if old_hook is None else {'replaced': 1} if old_value != new_value else {'unchanged': 1}
+        return {'deleted': 1}
+    return {'replaced': 1} if old_hook else {'created': 1}
 
 
 def write_hook_datum(source):

@@ -112,6 +112,13 @@ class HybridClock:
             self._last = max(self._last + 1, int(time.time() * 1000000), floor + 1)
             return self._last
 
+    def next_many(self, count: int) -> list:
+        """`count` increasing versions at once."""
+        with self._lock:
+            first = max(self._last + 1, int(time.time() * 1000000))
+            self._last = first + count - 1
+            return list(range(first, first + count))
+
     def observe(self, version: int) -> None:
         """Never hand out a version lower than one seen."""
         with self._lock:
@@ -261,9 +268,16 @@ class ReplicaManager:
             shards = [shard for shard in layout(table) if self.node.server_id in shard.replicas]
             if not shards:
                 if table_id in held:
-                    self._remove(table_id)
+                    self._retire(table_id, table)
                 continue
             self._reconcile_table(table_id, table, shards)
+
+    def _retire(self, table_id: str, table: dict) -> None:
+        """No longer a replica: keep the copy (new replicas may pull from it) until every replica is ready."""
+        self._drop_state(table_id)
+        if all(self.alive(server) and self.state_of(server, table_id, table, shard.index) == READY
+               for shard in layout(table) for server in shard.replicas):
+            self._remove(table_id)
 
     def _remove(self, table_id: str) -> None:
         with self._lock:
@@ -337,8 +351,8 @@ class ReplicaManager:
     def _sync_job(self, table_id: str, table: dict, shards: list, pending_indexes: dict) -> None:
         try:
             store = self._open(table_id)
-            for name, ident in pending_indexes.items():
-                self._build_index(table_id, table, store, name, ident)
+            if pending_indexes:
+                self._build_indexes(table_id, table, store, pending_indexes)
             states = {}
             for shard in shards:
                 states[shard.index] = self._catch_up(table_id, table, store, shard)
@@ -351,23 +365,28 @@ class ReplicaManager:
             self.poke()
 
     def _catch_up(self, table_id: str, table: dict, store: TableStore, shard: Shard) -> str:
-        """Bring one shard of the local replica up to date; returns its new state."""
+        """Bring one shard of the local replica up to date; returns its new state.
+
+        With a primary, pull from it. Without one, a server allowed to lead pulls what any reachable server holding
+        a copy (a replica, or a former replica keeping its copy until the new ones are ready) has that is newer.
+        """
         me = self.node.server_id
         primary = self.primary_of(table_id, table, shard)
-        if primary is not None and primary != me:
+        if primary == me:
+            self._ready_under[(table_id, shard.index)] = me
+            return READY
+        if primary is not None:
             self._set_state(table_id, table, shard.index, BACKFILLING)
             self._pull(table_id, store, shard, primary)
             self._ready_under[(table_id, shard.index)] = primary
             return READY
-        if primary == me:
-            self._ready_under[(table_id, shard.index)] = me
-            return READY
         if not self._may_lead(shard):
             return WAITING_FOR_PRIMARY
-        source = self._best_peer(table_id, shard, store)
-        if source is not None:
+        sources = self._newer_copies(table_id, store)
+        if sources:
             self._set_state(table_id, table, shard.index, BACKFILLING)
-            self._pull(table_id, store, shard, source)
+            for source in sources:
+                self._pull(table_id, store, shard, source)
         self._ready_under[(table_id, shard.index)] = me
         return READY
 
@@ -387,20 +406,18 @@ class ReplicaManager:
         shards[shard_index] = state
         self._set_states(table_id, table, shards)
 
-    def _best_peer(self, table_id: str, shard: Shard, store: TableStore) -> str | None:
-        """The reachable replica of the shard with newer data than ours, if any."""
+    def _newer_copies(self, table_id: str, store: TableStore) -> list:
+        """Reachable servers holding a copy of the table newer than ours, newest first."""
         mine = store.get_meta('synced') or 0
-        best, best_version = None, mine
-        for server in shard.replicas:
-            if server == self.node.server_id or not self.alive(server):
-                continue
+        found = []
+        for server in sorted(self.node.mesh.connected()):
             try:
                 version = self.node.mesh.call(server, 'synced_version', {'table': table_id}, timeout=5)
             except (PeerLost, errors.ReqlError):
                 continue
-            if version is not None and version > best_version:
-                best, best_version = server, version
-        return best
+            if version is not None and version > mine:
+                found.append((version, server))
+        return [server for _version, server in sorted(found, reverse=True)]
 
     def _pull(self, table_id: str, store: TableStore, shard: Shard, source: str) -> None:
         since = max(0, (store.get_meta('synced') or 0) - CLOCK_SLACK)
@@ -422,8 +439,8 @@ class ReplicaManager:
 
     # -- indexes
 
-    def index_entries(self, table_id: str, table: dict, rows: list) -> dict:
-        """{key: [(index name, index key)]} for rows [(key, json text or None, version)]."""
+    def index_entries(self, table_id: str, table: dict, rows: list, parsed: dict | None = None) -> dict:
+        """{key: [(index name, index key)]} for rows [(key, json text or None, version)] (`parsed`: key -> row)."""
         indexes = table.get('indexes', {})
         if not indexes:
             return {}
@@ -432,33 +449,36 @@ class ReplicaManager:
         for key, text, _version in rows:
             if text is None:
                 continue
-            row = json.loads(text)
+            row = parsed[key] if parsed is not None else json.loads(text)
             entries[key] = [(name, index_key) for name, function in functions.items() for index_key in function(row)]
         return entries
 
     def _apply_with_indexes(self, table_id: str, store: TableStore, rows: list, hard: bool, only_newer: bool,
-                            synced: int | None = None) -> None:
+                            synced: int | None = None, parsed: dict | None = None) -> None:
         table = self.node.metadata.get('table/' + table_id) or {}
-        store.apply(rows, self.index_entries(table_id, table, rows), hard, only_newer=only_newer)
-        if synced is not None:
-            store.set_meta('synced', max(synced, store.get_meta('synced') or 0))
+        store.apply(rows, self.index_entries(table_id, table, rows, parsed), hard, only_newer=only_newer,
+                    synced=synced)
 
-    def _build_index(self, table_id: str, table: dict, store: TableStore, name: str, ident: str) -> None:
-        function = self.node.index_function(table_id, name, table['indexes'][name])
+    def _build_indexes(self, table_id: str, table: dict, store: TableStore, pending: dict) -> None:
+        """Build new or changed indexes in one pass over the rows (each row parsed once)."""
+        functions = {name: self.node.index_function(table_id, name, table['indexes'][name]) for name in pending}
         after, first = None, True
         while True:
             with store.lock:
                 page = store.all_docs(after)
-                entries = []
+                entries: dict = {name: [] for name in functions}
                 for key, text in page:
-                    entries.extend((index_key, key) for index_key in function(json.loads(text)))
-                store.replace_index(name, entries, first)
+                    row = json.loads(text)
+                    for name, function in functions.items():
+                        entries[name].extend((index_key, key) for index_key in function(row))
+                for name, found in entries.items():
+                    store.replace_index(name, found, first)
             first = False
             if len(page) < PAGE_ROWS:
                 break
             after = page[-1][0]
         built = store.get_meta('indexes') or {}
-        built[name] = ident
+        built.update(pending)
         store.set_meta('indexes', built)
 
     def index_ready(self, table_id: str, name: str, definition: dict) -> bool:
@@ -509,11 +529,11 @@ class ReplicaManager:
         self._apply_with_indexes(table_id, store, decoded, hard, only_newer=True, synced=newest if all_ready else None)
         return True
 
-    def replicate(self, table_id: str, table: dict, shard: Shard, rows: list, hard: bool) -> None:
+    def replicate(self, table_id: str, table: dict, shard: Shard, rows: list, hard: bool, parsed: dict) -> None:
         """Apply a primary's write locally, send it to the other replicas, wait for a majority of voters."""
         store = self._open(table_id)
         newest = max(version for _key, _doc, version in rows)
-        self._apply_with_indexes(table_id, store, rows, hard, only_newer=False, synced=newest)
+        self._apply_with_indexes(table_id, store, rows, hard, only_newer=False, synced=newest, parsed=parsed)
         wire_rows = [[key.hex(), doc, version] for key, doc, version in rows]
         needed = len(shard.voters) // 2 + 1
         acked = 1 if self.node.server_id in shard.voters else 0

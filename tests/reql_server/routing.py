@@ -181,6 +181,8 @@ class TableAccess:
             raise errors.op_indeterminate('Cannot perform write: lost contact with primary replica') from None
 
     def _by_shard(self, items: list, key_of) -> list:
+        if len(self.shards) == 1:
+            return [(self.shards[0], list(enumerate(items)))]
         groups: dict = {}
         for position, item in enumerate(items):
             shard = shard_for_key(self.shards, datum.encode_key(key_of(item)))
@@ -233,7 +235,7 @@ def func_from_payload(payload: dict) -> Func:
     for name, value in payload['scope'].items():
         scope[int(name) if name.lstrip('-').isdigit() else name] = value
     params = node.args[0].value
-    return Func(params, node.args[1], scope, node=node, implicit=terms.uses_implicit_var(node.args[1]))
+    return Func(params, node.args[1], scope, node=node, implicit=node.implicit)
 
 
 # -- the replica side
@@ -336,6 +338,7 @@ def serve_write(node, request: dict) -> dict:
     return_changes = request['return_changes']
     total = empty_result()
     per_item = [] if return_changes else None
+    first_error = None
     with replicas.write_lock(table_id):
         changed_rows = []
         if request['op'] == 'insert':
@@ -345,12 +348,13 @@ def serve_write(node, request: dict) -> dict:
             compute = _row_computer(node, request['how'], request['now'])
             items = [(key, None) for key in request['keys']]
         pending: dict = {}
-        for key, doc in items:
-            encoded = datum.encode_key(key)
+        encoded_keys = [datum.encode_key(key) for key, _doc in items]
+        stored = store.get_many(encoded_keys)
+        for (key, doc), encoded in zip(items, encoded_keys):
             if encoded in pending:
                 old_row = pending[encoded]
             else:
-                text = store.get(encoded)
+                text = stored.get(encoded)
                 old_row = json.loads(text) if text is not None else None
             if request['op'] == 'insert':
                 new_row, stats = insert_row(primary_key, old_row, doc, request['conflict'], resolve, return_changes)
@@ -365,18 +369,19 @@ def serve_write(node, request: dict) -> dict:
                 changed_rows.append(encoded)
             if per_item is not None:
                 per_item.append(stats.pop('changes', []))
-            total = merge_write_results(total, stats)
+            for name, value in stats.items():
+                if name == 'first_error':
+                    first_error = first_error or value
+                else:
+                    total[name] += value
         if changed_rows:
-            seen = set()
-            rows = []
-            for encoded in reversed(changed_rows):
-                if encoded in seen:
-                    continue
-                seen.add(encoded)
-                row = pending[encoded]
-                rows.append((encoded, datum.to_json(row) if row is not None else None, replicas.clock.next()))
-            rows.sort(key=lambda row: row[2])
-            replicas.replicate(table_id, table, shard, rows, durability == 'hard')
+            unique = list(dict.fromkeys(changed_rows))
+            versions = replicas.clock.next_many(len(unique))
+            rows = [(encoded, None if pending[encoded] is None else datum.to_json(pending[encoded]), version)
+                    for encoded, version in zip(unique, versions)]
+            replicas.replicate(table_id, table, shard, rows, durability == 'hard', pending)
+    if first_error is not None:
+        total['first_error'] = first_error
     if per_item is not None:
         total['per_item_changes'] = per_item
     return total

@@ -108,6 +108,16 @@ class TableStore:
             row = self._db.execute('SELECT doc FROM docs WHERE key = ?', (key,)).fetchone()
         return row[0] if row else None
 
+    def get_many(self, keys: list) -> dict:
+        """{key: JSON text} of the rows present among `keys`."""
+        found = {}
+        with self.lock:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                sql = 'SELECT key, doc FROM docs WHERE doc IS NOT NULL AND key IN (%s)' % ','.join('?' * len(chunk))
+                found.update(self._db.execute(sql, chunk).fetchall())
+        return found
+
     def scan(self, key_range: KeyRange, descending: bool = False, limit: int = PAGE_ROWS) -> list:
         """[(key, json text)] of live rows in the range, in key order."""
         conditions, parameters = key_range.clause('key')
@@ -162,11 +172,13 @@ class TableStore:
                 found.update(self._db.execute(sql, chunk).fetchall())
         return found
 
-    def apply(self, rows: list, index_entries: dict, hard: bool, only_newer: bool = False) -> None:
+    def apply(self, rows: list, index_entries: dict, hard: bool, only_newer: bool = False,
+              synced: int | None = None) -> None:
         """Write [(key, json text or None, version)] and their index entries {key: [(index, index key)]} atomically.
 
         `hard` makes the commit synchronous (on disk before it returns). With `only_newer`, a row older than the one
-        already stored is skipped (a backfill racing with live replication).
+        already stored is skipped (a backfill racing with live replication). `synced` raises the version up to which
+        the replica is complete, in the same transaction.
         """
         with self.lock:
             if only_newer:
@@ -179,6 +191,10 @@ class TableStore:
                 self._db.executemany('DELETE FROM sindex WHERE key = ?', [(row[0],) for row in rows])
                 entries = [(name, ikey, key) for key, _doc, _version in rows for name, ikey in index_entries.get(key, ())]
                 self._db.executemany('INSERT OR IGNORE INTO sindex (name, ikey, key) VALUES (?, ?, ?)', entries)
+                if synced is not None:
+                    self._db.execute("INSERT OR REPLACE INTO meta (name, value) SELECT 'synced', ? WHERE ? > "
+                                     "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE name = 'synced'), 0)",
+                                     (json.dumps(synced), synced))
                 self._db.execute('COMMIT')
             except BaseException:
                 self._db.execute('ROLLBACK')

@@ -7,6 +7,7 @@ from . import datum, errors
 from .protocol import Term
 
 ANY = -1
+_MAKE_ARRAY = int(Term.MAKE_ARRAY)
 
 # Term type -> (minimum args, maximum args or ANY, optional arguments). Numbers come from the real server's
 # argspec_t / optargspec_t declarations.
@@ -122,7 +123,7 @@ class Node:
     a function can be shipped to the server holding the data, stored as an index function, or shown as a blob.
     """
 
-    __slots__ = ('type', 'args', 'optargs', 'value', 'source', 'free_vars', 'has_args_splat')
+    __slots__ = ('type', 'args', 'optargs', 'value', 'source', 'free_vars', 'implicit', 'has_args_splat')
 
     def __init__(self, term_type: int, args=(), optargs=None, value=None):
         self.type = term_type
@@ -131,6 +132,7 @@ class Node:
         self.value = value
         self.source = None
         self.free_vars: frozenset = frozenset()
+        self.implicit = False
         self.has_args_splat = any(arg.type == Term.ARGS for arg in args)
 
     @property
@@ -192,15 +194,63 @@ def check_count(term_type: int, count: int) -> None:
         raise errors.logic('Expected %s but found %d.' % (_count_text(minimum, maximum), count))
 
 
+def _is_literal(value) -> bool:
+    """Whether a dict, or a MAKE_ARRAY term, holds only JSON values (the common insert payload)."""
+    if type(value) is dict:
+        items = value.values()
+    elif len(value) == 2 and value[0] == _MAKE_ARRAY and type(value[1]) is list:
+        items = value[1]
+    else:
+        return False
+    for item in items:
+        kind = type(item)
+        if (kind is dict or kind is list) and not _is_literal(item):
+            return False
+    return True
+
+
+def _unwrap(value):
+    """Turn a literal (checked by _is_literal) into a datum in place: MAKE_ARRAY terms become lists, numbers
+    become canonical. Scalars are handled inline: this runs on every document of every insert."""
+    limit = datum.MAX_INTEGER
+    if type(value) is dict:
+        for key, item in value.items():
+            kind = type(item)
+            if kind is dict:
+                _unwrap(item)
+            elif kind is list:
+                value[key] = _unwrap(item)
+            elif kind is float or (kind is int and not -limit <= item <= limit):
+                value[key] = datum.number(item)
+        return value
+    items = value[1]
+    for position, item in enumerate(items):
+        kind = type(item)
+        if kind is dict:
+            _unwrap(item)
+        elif kind is list:
+            items[position] = _unwrap(item)
+        elif kind is float or (kind is int and not -limit <= item <= limit):
+            items[position] = datum.number(item)
+    return items
+
+
 def compile_term(source) -> Node:
     """Compile a JSON term; raises a COMPILE_ERROR ReqlError on bad arity or optional arguments."""
+    return _compile(source)
+
+
+def _compile(source) -> Node:
+    if (type(source) is dict or (type(source) is list and source and source[0] == _MAKE_ARRAY)) and \
+            _is_literal(source):
+        return datum_node(_unwrap(source))
     if isinstance(source, list):
         return _compile_call(source)
     if isinstance(source, dict):
         values = {}
         for key, item in source.items():
             try:
-                values[key] = compile_term(item)
+                values[key] = _compile(item)
             except errors.ReqlError as error:
                 raise error.at(key)
         if all(node.is_datum for node in values.values()):
@@ -222,7 +272,7 @@ def _compile_call(source: list) -> Node:
     args = []
     for position, raw_arg in enumerate(raw_args):
         try:
-            args.append(compile_term(raw_arg))
+            args.append(_compile(raw_arg))
         except errors.ReqlError as error:
             raise error.at(position)
     optargs = {}
@@ -231,7 +281,7 @@ def _compile_call(source: list) -> Node:
         if spec is not None and name not in spec[2]:
             raise errors.compile_error('Unrecognized optional argument `%s`.' % name).at(name)
         try:
-            optargs[name] = compile_term(raw_optarg)
+            optargs[name] = _compile(raw_optarg)
         except errors.ReqlError as error:
             raise error.at(name)
     node = Node(term_type, tuple(args), optargs)
@@ -245,6 +295,7 @@ def _compile_call(source: list) -> Node:
     if term_type == Term.FUNC:
         node.source = source
         node.free_vars = _free_vars(node)
+        node.implicit = uses_implicit_var(node.args[1])
     return node
 
 

@@ -59,11 +59,15 @@ class ClientConnection:
     # -- bytes
 
     def _read(self, size: int) -> bytes:
-        while len(self._buffer) < size:
-            chunk = self.sock.recv(max(65536, size - len(self._buffer)))
-            if not chunk:
-                raise ConnectionError('client closed the connection')
-            self._buffer += chunk
+        if len(self._buffer) < size:
+            chunks, have = [self._buffer], len(self._buffer)
+            while have < size:
+                chunk = self.sock.recv(max(65536, size - have))
+                if not chunk:
+                    raise ConnectionError('client closed the connection')
+                chunks.append(chunk)
+                have += len(chunk)
+            self._buffer = b''.join(chunks)
         data, self._buffer = self._buffer[:size], self._buffer[size:]
         return data
 

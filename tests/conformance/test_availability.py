@@ -1,0 +1,101 @@
+"""A stopped server: replica states, readiness, current_issues, failing writes, wait timeouts, and catching up."""
+
+from __future__ import annotations
+
+import pytest
+from rethinkdb.errors import ReqlOpFailedError
+
+from tests.harness.cluster import wait_for
+
+
+@pytest.fixture
+def node3_down(r, cluster, conn, db):
+    """Table `alone` only on node3 and table `spread` on all three; node3 stopped during the test."""
+    r.db(db).table_create('alone').run(conn)
+    r.db(db).table('alone').config().update({'shards': [{'primary_replica': 'node3', 'replicas': ['node3']}]}).run(conn)
+    r.db(db).table_create('spread').run(conn)
+    r.db(db).table('spread').config().update(
+        {'shards': [{'primary_replica': 'node1', 'replicas': ['node1', 'node2', 'node3']}]}).run(conn)
+    r.db(db).wait(timeout=60).run(conn)
+    r.db(db).table('alone').insert([{'id': n} for n in range(10)]).run(conn)
+    r.db(db).table('spread').insert([{'id': n} for n in range(10)]).run(conn)
+    cluster.stop_node('node3')
+    yield db
+    cluster.start_node('node3')
+    r.db(db).wait(timeout=60).run(conn)
+
+
+def _states(status: dict) -> dict:
+    return {replica['server']: replica['state'] for replica in status['shards'][0]['replicas']}
+
+
+def test_table_status_of_stopped_replicas(r, conn, node3_down):
+    db = node3_down
+    spread = wait_for(lambda: (lambda status: status if _states(status).get('node3') == 'disconnected' else None)(
+        r.db(db).table('spread').status().run(conn)))
+    assert _states(spread) == {'node1': 'ready', 'node2': 'ready', 'node3': 'disconnected'}
+    assert spread['shards'][0]['primary_replicas'] == ['node1']
+    assert spread['status'] == {'all_replicas_ready': False, 'ready_for_outdated_reads': True,
+                                'ready_for_reads': True, 'ready_for_writes': True}
+    alone = r.db(db).table('alone').status().run(conn)
+    assert alone['status'] == {'all_replicas_ready': False, 'ready_for_outdated_reads': False,
+                               'ready_for_reads': False, 'ready_for_writes': False}
+
+
+def test_current_issues_report_the_tables(r, conn, node3_down):
+    db = node3_down
+
+    def issues():
+        rows = list(r.db('rethinkdb').table('current_issues').filter({'type': 'table_availability'}).run(conn))
+        return {row['info']['table']: row for row in rows if row['info']['db'] == db} if len(rows) >= 2 else None
+    by_table = wait_for(issues)
+    spread = by_table['spread']
+    assert set(spread) == {'critical', 'description', 'id', 'info', 'type'}
+    assert spread['critical'] is False
+    assert spread['description'] == ('Table `%s.spread` is available for all operations, but some replicas are not '
+                                     'ready. The following servers are not reachable: node3' % db)
+    assert spread['info']['status']['ready_for_writes'] is True
+    alone = by_table['alone']
+    assert alone['critical'] is True
+    assert alone['description'] == ('Table `%s.alone` is not available for any operations. No servers are reachable '
+                                    'for this table.' % db)
+
+
+def test_writes_to_an_unreachable_table_fail(r, conn, node3_down):
+    db = node3_down
+    with pytest.raises(ReqlOpFailedError) as raised:
+        r.db(db).table('alone').insert({'id': 100}).run(conn)
+    assert raised.value.message == 'Cannot perform write: primary replica for shard ["", +inf) not available'
+    assert r.db(db).table('spread').insert({'id': 100}).run(conn)['inserted'] == 1
+
+
+def test_wait_times_out(r, conn, node3_down):
+    db = node3_down
+    with pytest.raises(ReqlOpFailedError) as raised:
+        r.db(db).table('alone').wait(timeout=1).run(conn)
+    assert raised.value.message == 'Timed out while waiting for tables.'
+    assert r.db(db).table('spread').wait(wait_for='ready_for_writes', timeout=10).run(conn) == {'ready': 1}
+
+
+def test_table_config_of_unreachable_table(r, conn, node3_down):
+    db = node3_down
+    row = r.db('rethinkdb').table('table_config').filter({'db': db, 'name': 'alone'}).nth(0).run(conn)
+    assert row['error'] == 'None of the replicas for this table are accessible.'
+    assert set(row) == {'db', 'error', 'id', 'name'}
+
+
+def test_restarted_replica_catches_up(r, cluster, conn, db):
+    r.db(db).table_create('catchup').run(conn)
+    table = r.db(db).table('catchup')
+    table.config().update({'shards': [{'primary_replica': 'node1', 'replicas': ['node1', 'node2', 'node3']}]}).run(conn)
+    table.wait(timeout=60).run(conn)
+    table.insert([{'id': n, 'phase': 'before'} for n in range(50)]).run(conn)
+    cluster.stop_node('node2')
+    table.insert([{'id': n, 'phase': 'while away'} for n in range(50, 120)]).run(conn)
+    table.get(0).delete().run(conn)
+    cluster.start_node('node2')
+    assert table.wait(timeout=60).run(conn) == {'ready': 1}
+    with cluster.connect('node2') as connection:
+        assert table.count().run(connection, read_mode='outdated') == 119
+        assert table.get(0).run(connection, read_mode='outdated') is None
+        assert table.get(100)['phase'].run(connection, read_mode='outdated') == 'while away'
