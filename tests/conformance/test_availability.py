@@ -20,6 +20,7 @@ def node3_down(r, cluster, conn, db):
     r.db(db).table('alone').insert([{'id': n} for n in range(10)]).run(conn)
     r.db(db).table('spread').insert([{'id': n} for n in range(10)]).run(conn)
     cluster.stop_node('node3')
+    wait_for(lambda: r.db('rethinkdb').table('server_status').count().run(conn) == 2)
     yield db
     cluster.start_node('node3')
     r.db(db).wait(timeout=60).run(conn)
@@ -31,8 +32,11 @@ def _states(status: dict) -> dict:
 
 def test_table_status_of_stopped_replicas(r, conn, node3_down):
     db = node3_down
-    spread = wait_for(lambda: (lambda status: status if _states(status).get('node3') == 'disconnected' else None)(
-        r.db(db).table('spread').status().run(conn)))
+
+    def disconnected():
+        status = r.db(db).table('spread').status().run(conn)
+        return status if _states(status).get('node3') == 'disconnected' else None
+    spread = wait_for(disconnected)
     assert _states(spread) == {'node1': 'ready', 'node2': 'ready', 'node3': 'disconnected'}
     assert spread['shards'][0]['primary_replicas'] == ['node1']
     assert spread['status'] == {'all_replicas_ready': False, 'ready_for_outdated_reads': True,

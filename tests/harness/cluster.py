@@ -60,7 +60,7 @@ def free_ports(count: int, host: str = HOST) -> list:
     """`count` distinct TCP ports free on `host` right now."""
     sockets = []
     try:
-        for _ in range(count):
+        for _attempt in range(count):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.bind((host, 0))
             sockets.append(sock)
@@ -148,8 +148,8 @@ class ClusterNode:
         completed = subprocess.run(self.start_command(), env=env, stdin=subprocess.DEVNULL, capture_output=True,
                                    text=True, timeout=START_TIMEOUT, check=False)
         if completed.returncode != 0:
-            raise RuntimeError('%s did not start (exit %d): %s%s' % (self.name, completed.returncode,
-                                                                       completed.stderr.strip(), self.log_tail()))
+            raise RuntimeError('%s did not start (exit %d): %s%s' % (
+                self.name, completed.returncode, completed.stderr.strip(), self.log_tail()))
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """SIGTERM the server and wait until it has exited."""

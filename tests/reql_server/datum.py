@@ -55,7 +55,7 @@ def number(value: float):
 
 def ptype(value) -> str | None:
     """The pseudo-type name of a dict datum, if it is one."""
-    if type(value) is dict:
+    if isinstance(value, dict):
         return value.get(REQL_TYPE)
     return None
 

@@ -245,7 +245,7 @@ def as_database(value) -> Database:
 
 def as_sequence(value):
     """A list (an array) or a lazy Sequence; datums that are not arrays cannot be iterated."""
-    if type(value) is list or isinstance(value, Sequence):
+    if isinstance(value, (list, Sequence)):
         return value
     if isinstance(value, (Database, Func, Ordering)):
         raise type_error('SEQUENCE', value)

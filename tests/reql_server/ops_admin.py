@@ -113,8 +113,8 @@ def placement_params(ctx, node, scope, required: bool) -> PlacementParams:
             raise errors.logic('Expected type ARRAY but found %s:\n%s' % (datum.type_name(tags), datum.print_datum(tags)))
         for tag in tags:
             if not isinstance(tag, str):
-                raise errors.logic('Expected type STRING but found %s:\n%s' % (datum.type_name(tag),
-                                                                              datum.print_datum(tag)))
+                raise errors.logic('Expected type STRING but found %s:\n%s'
+                                   % (datum.type_name(tag), datum.print_datum(tag)))
             params.nonvoting_replica_tags.add(check_name(tag, 'Server tag'))
     if primary_tag is not MISSING:
         params.primary_replica_tag = check_name(as_string(primary_tag), 'Server tag')
@@ -182,8 +182,10 @@ def _table_drop(ctx, node, scope):
         raise _special('you can\'t drop tables in it.')
     table_id, table = ctx.node.find_table(db, name)
     from .status import config_error_row
-    old = config_row(ctx.node, table_id, table) if reachable(ctx.node, table) else config_error_row(ctx.node, table_id,
-                                                                                                  table)
+    if reachable(ctx.node, table):
+        old = config_row(ctx.node, table_id, table)
+    else:
+        old = config_error_row(ctx.node, table_id, table)
     ctx.node.change('table/' + table_id, delete=True)
     return {'config_changes': [{'new_val': None, 'old_val': old}], 'tables_dropped': 1}
 

@@ -213,7 +213,7 @@ def _nth_term(ctx, node, scope):
 
 
 def _is_sequence(value) -> bool:
-    return type(value) is list or isinstance(value, Sequence) or (
+    return isinstance(value, (list, Sequence)) or (
         isinstance(value, SingleSelection) and isinstance(value.row, list))
 
 

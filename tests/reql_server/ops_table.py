@@ -461,8 +461,8 @@ def index_status_row(name: str, definition: dict, ready: bool) -> dict:
         'geo': definition.get('geo', False),
         'function': function_blob(INDEX_BLOB_PREFIX, definition['function'],
                                   {'multi': definition.get('multi', False), 'geo': definition.get('geo', False)}),
-        'query': 'indexCreate(\'%s\', %s%s)' % (name, function_text(definition['function']),
-                                               _index_options_text(definition)),
+        'query': 'indexCreate(\'%s\', %s%s)' % (
+            name, function_text(definition['function']), _index_options_text(definition)),
     }
     if not ready:
         row['progress'] = 0
@@ -589,8 +589,8 @@ def _index_statuses(ctx: Context, table: Table, names: list) -> list:
         ready = True
         for shard in layout(meta):
             for server in shard.replicas:
-                answer = ctx.node.peer_call(server, 'index_ready', {'table': table.id, 'index': name,
-                                                                     'definition': definition})
+                request = {'table': table.id, 'index': name, 'definition': definition}
+                answer = ctx.node.peer_call(server, 'index_ready', request)
                 ready = ready and bool(answer)
         rows.append(index_status_row(name, definition, ready))
     return rows

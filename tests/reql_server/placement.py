@@ -125,7 +125,7 @@ def generate(params: PlacementParams, servers: dict, other_tables: list, old_sha
     usage: dict = {}
     for shards in other_tables:
         _usage(shards, usage)
-    result = [{'primary_replica': None, 'replicas': set(), 'nonvoting_replicas': set()} for _ in range(params.num_shards)]
+    result = [{'primary_replica': None, 'replicas': set(), 'nonvoting_replicas': set()} for _shard in range(params.num_shards)]
     for tag in sorted(params.replicas):
         count = params.replicas[tag]
         if count == 0:

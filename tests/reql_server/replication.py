@@ -540,8 +540,8 @@ class ReplicaManager:
         futures = {}
         for server in shard.replicas:
             if server != self.node.server_id and self.alive(server):
-                futures[server] = self.node.mesh.call_async(server, 'apply', {'table': table_id, 'rows': wire_rows,
-                                                                               'hard': hard})
+                request = {'table': table_id, 'rows': wire_rows, 'hard': hard}
+                futures[server] = self.node.mesh.call_async(server, 'apply', request)
         table_acks = table.get('write_acks', 'majority')
         if table_acks == 'single':
             needed = 1

@@ -196,15 +196,14 @@ def check_count(term_type: int, count: int) -> None:
 
 def _is_literal(value) -> bool:
     """Whether a dict, or a MAKE_ARRAY term, holds only JSON values (the common insert payload)."""
-    if type(value) is dict:
+    if isinstance(value, dict):
         items = value.values()
-    elif len(value) == 2 and value[0] == _MAKE_ARRAY and type(value[1]) is list:
+    elif len(value) == 2 and value[0] == _MAKE_ARRAY and isinstance(value[1], list):
         items = value[1]
     else:
         return False
     for item in items:
-        kind = type(item)
-        if (kind is dict or kind is list) and not _is_literal(item):
+        if isinstance(item, (dict, list)) and not _is_literal(item):
             return False
     return True
 
@@ -213,24 +212,22 @@ def _unwrap(value):
     """Turn a literal (checked by _is_literal) into a datum in place: MAKE_ARRAY terms become lists, numbers
     become canonical. Scalars are handled inline: this runs on every document of every insert."""
     limit = datum.MAX_INTEGER
-    if type(value) is dict:
+    if isinstance(value, dict):
         for key, item in value.items():
-            kind = type(item)
-            if kind is dict:
+            if isinstance(item, dict):
                 _unwrap(item)
-            elif kind is list:
+            elif isinstance(item, list):
                 value[key] = _unwrap(item)
-            elif kind is float or (kind is int and not -limit <= item <= limit):
+            elif isinstance(item, float) or (isinstance(item, int) and not -limit <= item <= limit):
                 value[key] = datum.number(item)
         return value
     items = value[1]
     for position, item in enumerate(items):
-        kind = type(item)
-        if kind is dict:
+        if isinstance(item, dict):
             _unwrap(item)
-        elif kind is list:
+        elif isinstance(item, list):
             items[position] = _unwrap(item)
-        elif kind is float or (kind is int and not -limit <= item <= limit):
+        elif isinstance(item, float) or (isinstance(item, int) and not -limit <= item <= limit):
             items[position] = datum.number(item)
     return items
 
@@ -241,7 +238,7 @@ def compile_term(source) -> Node:
 
 
 def _compile(source) -> Node:
-    if (type(source) is dict or (type(source) is list and source and source[0] == _MAKE_ARRAY)) and \
+    if (isinstance(source, dict) or (isinstance(source, list) and source and source[0] == _MAKE_ARRAY)) and \
             _is_literal(source):
         return datum_node(_unwrap(source))
     if isinstance(source, list):
