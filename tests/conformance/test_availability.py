@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from rethinkdb.errors import ReqlOpFailedError
+from rethinkdb.errors import ReqlInternalError, ReqlOpFailedError
 
 from tests.harness.cluster import wait_for
 
@@ -67,9 +67,14 @@ def test_current_issues_report_the_tables(r, conn, node3_down):
 
 def test_writes_to_an_unreachable_table_fail(r, conn, node3_down):
     db = node3_down
-    with pytest.raises(ReqlOpFailedError) as raised:
+    with pytest.raises(ReqlInternalError) as raised:
         r.db(db).table('alone').insert({'id': 100}).run(conn)
-    assert raised.value.message == 'Cannot perform write: primary replica for shard ["", +inf) not available'
+    assert raised.value.message == (
+        'Unexpected exception: The attempt to read or modify the table\'s configuration failed because none of the '
+        'servers were accessible.  If it was an attempt to modify, the modification did not take place.')
+    with pytest.raises(ReqlOpFailedError) as raised:
+        r.db(db).table('alone').get(1).run(conn)
+    assert raised.value.message == 'Cannot perform read: primary replica for shard ["", +inf) not available'
     assert r.db(db).table('spread').insert({'id': 100}).run(conn)['inserted'] == 1
 
 

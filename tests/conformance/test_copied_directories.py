@@ -26,6 +26,7 @@ def test_restart_from_copied_directories(tmp_path):
             shutil.copytree(node.data_dir, copies[node.name])
         cluster.start()
         with cluster.connect() as conn:
+            r.db('kept').wait(timeout=60).run(conn)
             r.db('kept').table('rows').update({'copy': 'changed'}).run(conn)
             r.db('kept').table('rows').insert({'id': 1000}).run(conn)
             r.db('kept').table_create('later').run(conn)

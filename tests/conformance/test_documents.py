@@ -21,8 +21,8 @@ def numbers(r, conn, db):
 def test_insert_results(r, conn, numbers):
     duplicate = numbers.insert({'id': 'k001', 'n': -1}).run(conn)
     assert duplicate['errors'] == 1 and duplicate['inserted'] == 0
-    assert duplicate['first_error'] == ('Duplicate primary key `id`:\n{\n\t"id": "k001",\n\t"n": 1,\n\t"parity": 1\n}'
-                                        '\n{\n\t"id": "k001",\n\t"n": -1\n}')
+    assert duplicate['first_error'] == ('Duplicate primary key `id`:\n{\n\t"id":\t"k001",\n\t"n":\t1,\n\t"parity":\t1\n}'
+                                        '\n{\n\t"id":\t"k001",\n\t"n":\t-1\n}')
     replaced = numbers.insert({'id': 'k001', 'n': 1, 'parity': 1, 'x': 1}, conflict='replace').run(conn)
     assert replaced['replaced'] == 1
     unchanged = numbers.insert({'id': 'k001', 'x': 1}, conflict='update').run(conn)
@@ -69,7 +69,7 @@ def test_between_with_bounds(r, conn, numbers):
 def test_secondary_index_reads(r, conn, numbers):
     numbers.index_create('n').run(conn)
     numbers.index_wait('n').run(conn)
-    assert [doc['id'] for doc in numbers.get_all(3, 4, index='n').run(conn)] == ['k003', 'k004']
+    assert sorted(doc['id'] for doc in numbers.get_all(3, 4, index='n').run(conn)) == ['k003', 'k004']
     ordered = numbers.order_by(index=r.desc('n')).limit(2).run(conn)
     assert [doc['n'] for doc in ordered] == [249, 248]
     window = numbers.between(100, 105, index='n').order_by(index='n').run(conn)

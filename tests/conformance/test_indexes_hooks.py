@@ -25,8 +25,7 @@ def test_info_shape(r, conn, db, blocks):
     assert (info['type'], info['name'], info['primary_key']) == ('TABLE', 'bigchain', 'id')
     assert info['db'] == {'id': r.db(db).config()['id'].run(conn), 'name': db, 'type': 'DB'}
     assert info['indexes'] == ['block_timestamp', 'transaction_id']
-    assert sum(info['doc_count_estimates']) == 5
-    assert blocks.info()['doc_count_estimates'].sum().run(conn) == 5
+    assert len(info['doc_count_estimates']) == 1 and isinstance(info['doc_count_estimates'][0], int)
 
 
 def test_index_status_shape(r, conn, blocks):

@@ -189,7 +189,7 @@ def _scalar_text(value) -> str:
 
 
 def print_datum(value, depth: int = 0) -> str:
-    """The real server's `datum.print()`: rapidjson's pretty writer indenting with one tab."""
+    """The real server's `datum.print()`: rapidjson's pretty writer indenting with one tab (and a tab after `:`)."""
     if isinstance(value, Extremum):
         return 'r.%s' % value.name.lower()
     indent = '\t' * (depth + 1)
@@ -201,7 +201,7 @@ def print_datum(value, depth: int = 0) -> str:
     if isinstance(value, dict):
         if not value:
             return '{}'
-        items = (indent + json.dumps(key, ensure_ascii=False) + ': ' + print_datum(value[key], depth + 1)
+        items = (indent + json.dumps(key, ensure_ascii=False) + ':\t' + print_datum(value[key], depth + 1)
                  for key in sorted(value))
         return '{\n' + ',\n'.join(items) + '\n' + '\t' * depth + '}'
     return _scalar_text(value)

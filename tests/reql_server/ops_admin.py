@@ -215,8 +215,16 @@ def _table_or_db(ctx, node, scope, term_name: str):
     raise type_error('TABLE', target)
 
 
-def change_table(ctx, table, no_message: str, mutate) -> dict:
-    """Change a table's metadata when a majority of the servers hosting it is reachable (its Raft quorum)."""
+def unreachable(db_name: str, name: str, no_message: str) -> errors.ReqlError:
+    """The real error when the servers of a table cannot be reached (CATCH_OP_ERRORS)."""
+    return errors.op_failed(UNREACHABLE % (db_name, name, no_message))
+
+
+def change_table(ctx, table, no_message: str, mutate, shown_name: str | None = None) -> dict:
+    """Change a table's metadata when a majority of the servers hosting it is reachable (its Raft quorum).
+
+    `shown_name` replaces the table name in the unreachable message (the real server names the index there).
+    """
     meta = ctx.node.metadata.get('table/' + table.id)
     if meta is None:
         raise errors.op_failed('Table `%s` does not exist.' % table.display_name)
@@ -224,7 +232,7 @@ def change_table(ctx, table, no_message: str, mutate) -> dict:
               if server not in shard.get('nonvoting_replicas', ())}
     alive = sum(1 for server in voters if ctx.node.replicas.alive(server))
     if alive * 2 <= len(voters):
-        raise errors.op_failed(UNREACHABLE % (table.db.name, table.name, no_message))
+        raise unreachable(table.db.name, shown_name or table.name, no_message)
     new_meta = mutate(meta)
     ctx.node.change('table/' + table.id, new_meta, base_version=ctx.node.metadata.version('table/' + table.id))
     return new_meta
@@ -324,7 +332,7 @@ def reconfigure_table(ctx, table, params: PlacementParams, dry_run: bool) -> dic
     """One table's reconfigure(): the new config (placement), applied unless dry_run, with before/after rows."""
     meta = ctx.node.metadata.get('table/' + table.id)
     if meta is None or not reachable(ctx.node, meta):
-        raise errors.op_failed(UNREACHABLE % (table.db.name, table.name, 'The table was not reconfigured.'))
+        raise unreachable(table.db.name, table.name, 'The table was not reconfigured.')
     old_config = config_row(ctx.node, table.id, meta)
     old_status = status_row(ctx.node, table.id, meta)
     shards = generate(params, ctx.node.servers(), _other_tables(ctx, table.id), meta['shards'])

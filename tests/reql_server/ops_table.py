@@ -13,6 +13,7 @@ from .evaluator import (
 from .jsprint import function_text
 from .protocol import Term
 from .routing import func_payload
+from .status import reachable
 from .storage import KeyRange
 from .values import Func, Sequence, SingleSelection, Stream
 from .writes import empty_result, merge_write_results
@@ -21,6 +22,10 @@ INDEX_BLOB_PREFIX = b'$reql_index_function$'
 HOOK_BLOB_PREFIX = b'$reql_write_hook_function$'
 BLOB_FORMAT = b'\x00reql-test-server-json\x00'
 WRITE_BATCH = 200
+INDEXES_UNAVAILABLE = 'Failed to retrieve all secondary indexes.'
+CONFIG_UNAVAILABLE = ('Unexpected exception: The attempt to read or modify the table\'s configuration failed because '
+                      'none of the servers were accessible.  If it was an attempt to modify, the modification did not '
+                      'take place.')
 
 
 class Table(Sequence):
@@ -97,8 +102,8 @@ class Table(Sequence):
 
     def info(self) -> dict:
         """table.info()."""
-        meta = self.ctx.node.metadata.get('table/' + self.id) or self.meta
-        counts = [self.access._read(shard, {'op': 'count'}) for shard in self.access.shards]
+        meta = _current_meta(self.ctx, self, '')
+        counts = self.access.shard_counts()
         return {
             'db': {'id': self.db.id, 'name': self.db.name, 'type': 'DB'},
             'doc_count_estimates': counts,
@@ -306,6 +311,7 @@ def _insert(ctx, node, scope):
     if getattr(target, 'is_system', False):
         return target.insert(ctx, node, scope)
     table = as_table(target)
+    _check_config_readable(ctx, table)
     payload = arg(ctx, node, 1, scope)
     return_changes = _return_changes(ctx, node, scope)
     durability = _durability(ctx, node, scope)
@@ -354,6 +360,14 @@ def _insert(ctx, node, scope):
     return total
 
 
+def _check_config_readable(ctx: Context, table: Table) -> None:
+    """Writes read the table's config (for its write hook) first: with no server of the table reachable that fails,
+    and the real server reports it as an unexpected (INTERNAL) error."""
+    meta = ctx.node.metadata.get('table/' + table.id)
+    if meta is not None and not reachable(ctx.node, meta):
+        raise errors.internal(CONFIG_UNAVAILABLE)
+
+
 def _write_keys(ctx: Context, target, table) -> list:
     if isinstance(target, SingleSelection):
         return [target.key]
@@ -365,6 +379,7 @@ def _modify(ctx, node, scope, kind: str):
     table = _write_table(target)
     if getattr(table, 'is_system', False):
         return table.modify(ctx, node, scope, kind, target)
+    _check_config_readable(ctx, table)
     return_changes = _return_changes(ctx, node, scope)
     durability = _durability(ctx, node, scope)
     non_atomic = as_bool(optarg(ctx, node, 'non_atomic', scope, False))
@@ -510,7 +525,7 @@ def _index_create(ctx, node, scope):
         definition['geo'] = as_bool(geo)
     from .ops_admin import change_table
     change_table(ctx, table, 'The secondary index was not created.',
-                 lambda meta: _add_index(meta, table, name, definition))
+                 lambda meta: _add_index(meta, table, name, definition), shown_name=name)
     return {'created': 1}
 
 
@@ -532,7 +547,7 @@ def _index_drop(ctx, node, scope):
         del indexes[name]
         return dict(meta, indexes=indexes)
     from .ops_admin import change_table
-    change_table(ctx, table, 'The secondary index was not dropped.', drop)
+    change_table(ctx, table, 'The secondary index was not dropped.', drop, shown_name=name)
     return {'dropped': 1}
 
 
@@ -557,25 +572,29 @@ def _index_rename(ctx, node, scope):
         return dict(meta, indexes=indexes)
     from .ops_admin import change_table
     if old_name != new_name:
-        change_table(ctx, table, 'The secondary index was not renamed.', rename)
+        change_table(ctx, table, 'The secondary index was not renamed.', rename, shown_name=old_name)
     return {'renamed': 0 if old_name == new_name else 1}
 
 
 @handler(Term.INDEX_LIST)
 def _index_list(ctx, node, scope):
     table = as_table(arg(ctx, node, 0, scope))
-    return sorted(_current_meta(ctx, table).get('indexes', {}))
+    return sorted(_current_meta(ctx, table, INDEXES_UNAVAILABLE).get('indexes', {}))
 
 
-def _current_meta(ctx: Context, table: Table) -> dict:
+def _current_meta(ctx: Context, table: Table, unreachable_message: str | None = None) -> dict:
+    """The table's metadata; with a message, fail as the real server does when no server hosting it is reachable."""
     meta = ctx.node.metadata.get('table/' + table.id)
     if meta is None:
         raise errors.op_failed('Table `%s` does not exist.' % table.display_name)
+    if unreachable_message is not None and not reachable(ctx.node, meta):
+        from .ops_admin import unreachable
+        raise unreachable(table.db.name, table.name, unreachable_message)
     return meta
 
 
 def _index_statuses(ctx: Context, table: Table, names: list) -> list:
-    meta = _current_meta(ctx, table)
+    meta = _current_meta(ctx, table, INDEXES_UNAVAILABLE)
     indexes = meta.get('indexes', {})
     for name in names:
         if name not in indexes:

@@ -94,6 +94,10 @@ class TableAccess:
                 rows.append(row)
         return rows
 
+    def shard_counts(self) -> list:
+        """Rows per shard (info()'s doc_count_estimates)."""
+        return [self._read(shard, {'op': 'count'}) for shard in self.shards]
+
     def count(self) -> int:
         """Number of rows."""
         return sum(self._read(shard, {'op': 'count'}) for shard in self.shards)
