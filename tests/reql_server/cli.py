@@ -101,7 +101,7 @@ def options_from(values: dict, argv: list) -> Options:
         join=values['join'],
         initial_password=values.get('initial_password'),
         canonical_addresses=values['canonical_addresses'],
-        argv=['rethinkdb'] + list(argv),
+        argv=[os.path.abspath(sys.argv[0])] + list(argv),
     )
 
 

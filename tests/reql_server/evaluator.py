@@ -10,7 +10,7 @@ import time
 
 from . import datum, errors, terms
 from .protocol import ErrorType, Term
-from .values import Args, Database, Func, Ordering, Sequence, SingleSelection, Stream
+from .values import Args, ArraySelection, Database, Func, Ordering, Sequence, SingleSelection, Stream
 
 MISSING = object()
 _DATUM = int(Term.DATUM)
@@ -134,7 +134,7 @@ def type_of(value) -> str:
         return 'DB'
     if isinstance(value, Func):
         return 'FUNCTION'
-    if isinstance(value, (Sequence, SingleSelection)):
+    if isinstance(value, (Sequence, SingleSelection, ArraySelection)):
         return value.kind
     return datum.type_name(value)
 

@@ -91,7 +91,7 @@ class _Printer:
             if kind == Term.FUNC:
                 return self.function(term)
             if kind == Term.VAR:
-                return 'var%d' % _datum_of(_args(term)[0])
+                return _var_name(_datum_of(_args(term)[0]))
             if kind == Term.IMPLICIT_VAR:
                 return self._r('row', prepend)
             if kind == Term.FUNCALL and len(_args(term)) != 2:
@@ -160,9 +160,14 @@ class _Printer:
         body = _args(term)[1]
         outer = self.in_r_expr
         self.in_r_expr = False
-        text = 'function(%s) { return %s; }' % (', '.join('var%d' % name for name in names), self.visit(body))
+        text = 'function(%s) { return %s; }' % (', '.join(_var_name(name) for name in names), self.visit(body))
         self.in_r_expr = outer
         return text
+
+
+def _var_name(number: int) -> str:
+    """`var3`, or `_var19` for the server's own (negative) variables."""
+    return 'var%d' % number if number >= 0 else '_var%d' % -number
 
 
 def _datum_of(term):

@@ -22,6 +22,8 @@ from .values import Database, Func
 
 LOG = logging.getLogger('reql_server.node')
 SYSTEM_DB = 'rethinkdb'
+# The real server's id of `rethinkdb`: from_hash(39a24924-14ec-4deb-99f1-742eda7aba5e, "rethinkdb").
+SYSTEM_DB_ID = 'b99b9572-8e53-5fef-9a2b-5e6aba3edf1c'
 PROPAGATION_TIMEOUT = 5.0
 DEFAULT_ADMIN_VERSION = [0, '']
 
@@ -41,6 +43,16 @@ class Options:
         self.initial_password = values.get('initial_password')
         self.canonical_addresses = values.get('canonical_addresses') or []
         self.argv = values.get('argv') or []
+
+
+def _cache_size_mb() -> float:
+    """The cache size the real server picks by default: half of the available memory less 1 GiB, at least 100 MB."""
+    try:
+        with open('/proc/meminfo', encoding='ascii') as meminfo:
+            available_kb = next(int(line.split()[1]) for line in meminfo if line.startswith('MemAvailable:'))
+    except (OSError, StopIteration, ValueError):
+        return 100
+    return max(100, (available_kb / 1024 - 1024) / 2)
 
 
 def _default_server_name() -> str:
@@ -128,6 +140,7 @@ class Node:
             'http_admin_port': self.options.http_port,
             'canonical_addresses': self.canonical_addresses(),
             'version': VERSION_STRING,
+            'cache_size_mb': _cache_size_mb(),
             'server_version': SERVER_VERSION,
         }
 
@@ -136,6 +149,8 @@ class Node:
         if self.options.canonical_addresses:
             return [{'host': self._address(text)[0], 'port': self.mesh.port} for text in self.options.canonical_addresses]
         hosts = self.mesh.bind_hosts if '0.0.0.0' not in self.mesh.bind_hosts else ['127.0.0.1']
+        if hosts == ['127.0.0.1']:
+            hosts = ['127.0.0.1', '::1']
         return [{'host': host, 'port': self.mesh.port} for host in hosts]
 
     def hello_message(self) -> dict:
@@ -190,7 +205,7 @@ class Node:
             return self.replicas.synced_version(params['table'])
         if method == 'meta':
             self.metadata.merge(params['entries'])
-            self.replicas.poke()
+            self.replicas.reconcile()
             return True
         if method == 'connections':
             return sorted(self.mesh.connected())
@@ -222,7 +237,7 @@ class Node:
                 future.result(max(0.0, deadline - time.time()))
             except Exception:  # pylint: disable=broad-except
                 continue
-        self.replicas.poke()
+        self.replicas.reconcile()
 
     def set_own_config(self, name: str, tags: list) -> bool:
         """Rename / retag this server (server_config writes are sent to the server itself)."""
@@ -253,7 +268,7 @@ class Node:
     def find_database(self, name: str) -> Database:
         """A database by name, or the real errors."""
         if name == SYSTEM_DB:
-            return Database(SYSTEM_DB, SYSTEM_DB)
+            return Database(SYSTEM_DB, SYSTEM_DB_ID)
         matches = [db_id for db_id, db_name in self.databases().items() if db_name == name]
         if not matches:
             raise errors.op_failed('Database `%s` does not exist.' % name)

@@ -12,10 +12,12 @@ from .evaluator import (
 )
 from .node import SYSTEM_DB
 from .placement import PlacementParams, generate
+from .replication import key_ranges, layout
 from .protocol import Term
 from .storage import KeyRange
 from .status import TableHealth, config_row, reachable, status_row
 from .values import Database, SingleSelection
+from .writes import merge_write_results
 
 TABLE_CREATE_WAIT = 10.0
 READINESS_NAMES = {
@@ -210,7 +212,7 @@ def _table_or_db(ctx, node, scope, term_name: str):
     if isinstance(target, Table):
         return target.db, target
     if getattr(target, 'is_system', False):
-        return Database(SYSTEM_DB, SYSTEM_DB), target
+        return target.db, target
     from .evaluator import type_error
     raise type_error('TABLE', target)
 
@@ -303,9 +305,7 @@ def _reconfigure(ctx, node, scope):
                                                 for table_id in sorted(ctx.node.tables_of(db.id))]
     total: dict = {}
     for target in tables:
-        result = reconfigure_table(ctx, target, params, dry_run)
-        from .writes import merge_write_results
-        total = merge_write_results(total, result)
+        total = merge_write_results(total, reconfigure_table(ctx, target, params, dry_run))
     return total
 
 
@@ -319,6 +319,11 @@ def _split_points_for(table, num_shards: int, meta: dict) -> list:
     table with too few rows), as the real server's calculate_split_points_intelligently does."""
     if num_shards == len(meta['shards']):
         return meta.get('split_points', [])
+    return _distribution_points(table, num_shards)
+
+
+def _distribution_points(table, num_shards: int) -> list:
+    """Split points dividing the table's keys into `num_shards` equal parts."""
     if num_shards == 1:
         return []
     keys = [row[table.primary_key] for batch in table.access.scan(KeyRange()) for row in batch]
@@ -335,13 +340,18 @@ def reconfigure_table(ctx, table, params: PlacementParams, dry_run: bool) -> dic
         raise unreachable(table.db.name, table.name, 'The table was not reconfigured.')
     old_config = config_row(ctx.node, table.id, meta)
     old_status = status_row(ctx.node, table.id, meta)
-    shards = generate(params, ctx.node.servers(), _other_tables(ctx, table.id), meta['shards'])
-    new_meta = dict(meta, shards=shards, split_points=_split_points_for(table, params.num_shards, meta))
+    split_points = _split_points_for(table, params.num_shards, meta)
+    old = [(shard.key_range, config) for shard, config in zip(layout(meta), meta['shards'])]
+    new_ranges = key_ranges(split_points)
+    shards = generate(params, ctx.node.servers(), _other_tables(ctx, table.id), old, new_ranges)
+    # Real 2.4.4 builds the new config without the write hook: reconfigure() drops a table's write hook.
+    new_meta = dict(meta, shards=shards, split_points=split_points, write_hook=None)
     new_config = config_row(ctx.node, table.id, new_meta)
     if dry_run:
         return {'config_changes': [{'new_val': new_config, 'old_val': old_config}], 'reconfigured': 0}
     change_table(ctx, table, 'The table was not reconfigured.',
-                 lambda current: dict(current, shards=new_meta['shards'], split_points=new_meta['split_points']))
+                 lambda current: dict(current, shards=new_meta['shards'], split_points=new_meta['split_points'],
+                                      write_hook=None))
     new_status = status_row(ctx.node, table.id, new_meta)
     return {'config_changes': [{'new_val': new_config, 'old_val': old_config}], 'reconfigured': 1,
             'status_changes': [{'new_val': new_status, 'old_val': old_status}]}
@@ -356,11 +366,23 @@ def _rebalance(ctx, node, scope):
                                                 for table_id in sorted(ctx.node.tables_of(db.id))]
     total: dict = {}
     for target in tables:
-        meta = ctx.node.metadata.get('table/' + target.id)
-        row = status_row(ctx.node, target.id, meta)
-        from .writes import merge_write_results
-        total = merge_write_results(total, {'rebalanced': 0, 'status_changes': [{'new_val': row, 'old_val': row}]})
+        total = merge_write_results(total, _rebalance_table(ctx, target))
     return total
+
+
+def _rebalance_table(ctx, table) -> dict:
+    """Even out the shards' key ranges by the rows there are; `rebalanced: 0` when there are too few rows."""
+    meta = ctx.node.metadata.get('table/' + table.id)
+    if meta is None or not reachable(ctx.node, meta):
+        raise unreachable(table.db.name, table.name, 'The table was not rebalanced.')
+    old_status = status_row(ctx.node, table.id, meta)
+    num_shards = len(meta['shards'])
+    rebalanced = table.access.count() >= num_shards
+    if rebalanced and num_shards > 1:
+        points = _distribution_points(table, num_shards)
+        change_table(ctx, table, 'The table was not rebalanced.', lambda current: dict(current, split_points=points))
+    new_status = status_row(ctx.node, table.id, ctx.node.metadata.get('table/' + table.id))
+    return {'rebalanced': 1 if rebalanced else 0, 'status_changes': [{'new_val': new_status, 'old_val': old_status}]}
 
 
 @handler(Term.GRANT)

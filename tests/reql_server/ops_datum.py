@@ -516,7 +516,7 @@ def _zone(offset: str) -> datetime.timezone:
 def _to_iso8601(ctx, node, scope):
     value = as_time(arg(ctx, node, 0, scope))
     moment = datetime.datetime.fromtimestamp(value['epoch_time'], _zone(value['timezone']))
-    return moment.isoformat(timespec='milliseconds')
+    return moment.isoformat(timespec='milliseconds' if moment.microsecond else 'seconds')
 
 
 _ISO8601 = re.compile(r'^(\d{4})-?(\d{2})-?(\d{2})(?:T(\d{2}):?(\d{2})(?::?(\d{2})(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$')

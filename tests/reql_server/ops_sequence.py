@@ -16,7 +16,7 @@ from .evaluator import (
 )
 from .ops_datum import get_field, predicate_func
 from .protocol import ErrorType, Term
-from .values import Func, Ordering, Sequence, SingleSelection, Stream
+from .values import ArraySelection, Func, Ordering, Sequence, SingleSelection, Stream
 
 
 def _field_func(field) -> Func:
@@ -107,6 +107,8 @@ def _filter(ctx, node, scope):
                 raise
             if not has_default:
                 return False
+            if node.optargs['default'].type == Term.ERROR and not node.optargs['default'].args:
+                raise
             fallback = optarg(ctx, node, 'default', scope)
             if isinstance(fallback, Func):
                 return truthy(call(ctx, fallback, [item]))
@@ -296,7 +298,8 @@ def _order_by(ctx, node, scope):
     if len(values) == 1:
         raise errors.logic('Must specify something to order by.')
     rows = sort_rows(ctx, to_array(ctx, sequence), values[1:])
-    return rows
+    table = getattr(sequence, 'table', None)
+    return ArraySelection(rows, table) if table is not None else rows
 
 
 @handler(Term.DISTINCT)

@@ -337,8 +337,8 @@ def _insert(ctx, node, scope):
     valid = []
     for doc in docs:
         if not isinstance(doc, dict) or datum.ptype(doc) is not None:
-            total = merge_write_results(total, {'errors': 1, 'first_error': 'Inserted value must be an OBJECT (got %s):\n%s'
-                                                % (datum.type_name(doc), datum.print_datum(doc))})
+            total = merge_write_results(total, {'errors': 1, 'first_error': 'Expected type OBJECT but found %s.'
+                                                % datum.type_name(doc)})
             continue
         if table.primary_key not in doc:
             key = str(uuid.uuid4())
@@ -386,11 +386,11 @@ def _modify(ctx, node, scope, kind: str):
     how = {'kind': kind}
     func = None
     if kind != 'delete':
+        deterministic = terms.is_deterministic(node.args[1])
+        if not deterministic and not non_atomic:
+            raise errors.logic('Could not prove argument deterministic.  Maybe you want to use the non_atomic flag?')
         change = arg(ctx, node, 1, scope)
         if isinstance(change, Func):
-            deterministic = change.node is not None and terms.is_deterministic(change.node.args[1])
-            if not deterministic and not non_atomic:
-                raise errors.logic('Could not prove argument deterministic.  Maybe you want to use the non_atomic flag?')
             if deterministic:
                 how['func'] = func_payload(change)
             else:
@@ -489,8 +489,12 @@ def _index_options_text(definition: dict) -> str:
     return ', {%s}' % ', '.join(options) if options else ''
 
 
+SINDEXCREATE_VAR = -19
+
+
 def _field_function(field: str) -> list:
-    return [Term.FUNC, [[Term.MAKE_ARRAY, [1]], [Term.BRACKET, [[Term.VAR, [1]], field]]]]
+    """index_create(name) alone: the real server's function `r.var(x)[name]` (GET_FIELD of its internal var)."""
+    return [Term.FUNC, [[Term.MAKE_ARRAY, [SINDEXCREATE_VAR]], [Term.GET_FIELD, [[Term.VAR, [SINDEXCREATE_VAR]], field]]]]
 
 
 @handler(Term.INDEX_CREATE)

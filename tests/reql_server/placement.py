@@ -62,15 +62,22 @@ def _validate(params: PlacementParams, servers_with_tags: dict, names: dict) -> 
             claimed[server] = tag
 
 
-def _backfill_cost(shard_index: int, old_shards: list | None, server: str) -> float:
-    if old_shards is None or shard_index >= len(old_shards):
-        return 0.0 if old_shards is None else 3.0
-    shard = old_shards[shard_index]
-    if shard['primary_replica'] == server:
+def _backfill_cost(new_range, old: list | None, server: str) -> float:
+    """Real estimate_backfill_cost: averaged over the old shards the new range overlaps, 0 for being their primary,
+    1 a voting replica, 2 a non-voting one, 3 none; 0 for a new table."""
+    if old is None:
         return 0.0
-    if server in shard['replicas']:
-        return 2.0 if server in shard.get('nonvoting_replicas', ()) else 1.0
-    return 3.0
+    costs = []
+    for old_range, shard in old:
+        if old_range.intersect(new_range).is_empty():
+            continue
+        if shard['primary_replica'] == server:
+            costs.append(0.0)
+        elif server in shard['replicas']:
+            costs.append(2.0 if server in shard.get('nonvoting_replicas', ()) else 1.0)
+        else:
+            costs.append(3.0)
+    return sum(costs) / len(costs) if costs else 3.0
 
 
 class _ServerPairings:
@@ -109,11 +116,13 @@ def _pick(num_shards: int, per_shard: int, candidates: list, usage_cost: int, ch
             keyed.insert(position, item)
 
 
-def generate(params: PlacementParams, servers: dict, other_tables: list, old_shards: list | None) -> list:
+def generate(params: PlacementParams, servers: dict, other_tables: list, old: list | None = None,
+             new_ranges: list | None = None) -> list:
     """Shards [{primary_replica, replicas, nonvoting_replicas}] (server ids, replica lists sorted by id).
 
     `servers` maps the connected servers' ids to {'name', 'tags'}; `other_tables` are the shard lists of the other
-    tables (to spread load); `old_shards` the table's current shards when reconfiguring.
+    tables (to spread load). When reconfiguring, `old` is [(key range, shard)] of the table's current shards and
+    `new_ranges` the key ranges of the new shards.
     """
     names = {server: info['name'] for server, info in servers.items()}
     servers_with_tags: dict = {}
@@ -137,8 +146,8 @@ def generate(params: PlacementParams, servers: dict, other_tables: list, old_sha
                 '`%s`. It\'s impossible to have more replicas of the data than there are servers.'
                 % (count, tag, in_tag, tag))
         pairings = {server: _ServerPairings(server, usage.get(server, 0),
-                                            [(_backfill_cost(shard, old_shards, server), shard)
-                                             for shard in range(params.num_shards)])
+                                            [(_backfill_cost(new_ranges[shard] if new_ranges else None, old, server),
+                                              shard) for shard in range(params.num_shards)])
                     for server in sorted(servers_with_tags[tag])}
         if tag == params.primary_replica_tag:
             def choose_primary(shard, server):
@@ -150,7 +159,7 @@ def generate(params: PlacementParams, servers: dict, other_tables: list, old_sha
                          for server, entry in pairings.items()]
             for candidate in primaries:
                 candidate.self_usage = pairings[candidate.server].self_usage
-            _pick(params.num_shards, 1, primaries, 0, choose_primary)
+            _pick(params.num_shards, 1, primaries, PRIMARY_USAGE_COST, choose_primary)
 
         def choose_secondary(shard, server, tag=tag):
             result[shard]['replicas'].add(server)

@@ -71,13 +71,18 @@ class Shard:
         self.split_right = split_right
 
 
+def key_ranges(split_points: list) -> list:
+    """The key ranges of the shards that split points delimit, in key order."""
+    bounds = [None] + [datum.encode_key(point) for point in split_points] + [None]
+    return [KeyRange(bounds[index], False, bounds[index + 1], True) for index in range(len(bounds) - 1)]
+
+
 def layout(table: dict) -> list:
     """The shards of a table's config, in key order."""
     splits = table.get('split_points', [])
-    bounds = [None] + [datum.encode_key(point) for point in splits] + [None]
     points = [None] + list(splits) + [None]
-    return [Shard(index, KeyRange(bounds[index], False, bounds[index + 1], True), config, points[index], points[index + 1])
-            for index, config in enumerate(table['shards'])]
+    return [Shard(index, key_range, config, points[index], points[index + 1])
+            for index, (key_range, config) in enumerate(zip(key_ranges(splits), table['shards']))]
 
 
 def layout_id(table: dict) -> str:
@@ -136,6 +141,8 @@ class ReplicaManager:
         self._write_locks: dict = {}
         self._states: dict = {}
         self._ready_under: dict = {}
+        self._ready_ranges: dict = {}
+        self._reconcile_lock = threading.Lock()
         self._jobs: dict = {}
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -212,8 +219,11 @@ class ReplicaManager:
         return entry['shards'].get(str(shard_index))
 
     def _set_states(self, table_id: str, table: dict, states: dict) -> None:
+        shards = layout(table)
         with self._lock:
             entry = {'layout': layout_id(table), 'shards': {str(index): state for index, state in states.items()}}
+            self._ready_ranges[table_id] = [range_to_wire(shards[index].key_range)
+                                            for index, state in states.items() if state == READY]
             if self._states.get(table_id) == entry:
                 return
             self._states[table_id] = entry
@@ -221,6 +231,7 @@ class ReplicaManager:
 
     def _drop_state(self, table_id: str) -> None:
         with self._lock:
+            self._ready_ranges.pop(table_id, None)
             if self._states.pop(table_id, None) is None:
                 return
         self.node.publish_states()
@@ -259,6 +270,10 @@ class ReplicaManager:
 
     def reconcile(self) -> None:
         """Make the local replicas match the metadata: open, drop, catch up, build indexes."""
+        with self._reconcile_lock:
+            self._reconcile()
+
+    def _reconcile(self) -> None:
         tables = dict(self.node.metadata.items('table'))
         with self._lock:
             held = set(self._stores)
@@ -331,13 +346,17 @@ class ReplicaManager:
             self._set_states(table_id, table, {shard.index: states[shard.index] for shard in shards})
 
     def _relayout(self, table_id: str, table: dict, store: TableStore, shards: list) -> None:
-        """The table was (re)configured: keep only rows of our new ranges; resync from scratch if ranges changed."""
+        """The table was (re)configured: keep only rows of our new ranges (resyncing from scratch if they changed);
+        a shard whose range we already served ready stays ready."""
         ranges = [range_to_wire(shard.key_range) for shard in shards]
         if store.get_meta('ranges') != ranges:
             store.delete_outside([shard.key_range for shard in shards])
             store.set_meta('synced', 0)
             store.set_meta('ranges', ranges)
-        self._set_states(table_id, table, {shard.index: TRANSITIONING for shard in shards})
+        with self._lock:
+            ready_ranges = self._ready_ranges.get(table_id, [])
+        self._set_states(table_id, table, {shard.index: READY if range_to_wire(shard.key_range) in ready_ranges
+                                           else TRANSITIONING for shard in shards})
 
     def _pending_indexes(self, store: TableStore, table: dict) -> dict:
         built = store.get_meta('indexes') or {}

@@ -62,6 +62,18 @@ def config_error_row(node, table_id: str, table: dict, identifier_format: str = 
             'name': table['name']}
 
 
+def raft_leader(node, table: dict) -> str | None:
+    """The table's Raft leader as this emulation names it: none without a majority of the table's voters reachable,
+    else the first shard's configured primary if reachable, else the reachable voter with the lowest id."""
+    voters = sorted({server for shard in table['shards'] for server in shard['replicas']
+                     if server not in shard.get('nonvoting_replicas', ())})
+    alive = [server for server in voters if node.replicas.alive(server)]
+    if len(alive) * 2 <= len(voters):
+        return None
+    config_primary = table['shards'][0]['primary_replica']
+    return config_primary if config_primary in alive else alive[0]
+
+
 class TableHealth:
     """A table's readiness and per-shard replica states as this server sees them."""
 
@@ -78,10 +90,7 @@ class TableHealth:
                 if not replicas.alive(server):
                     self.disconnected.add(server)
                     continue
-                state = replicas.state_of(server, table_id, table, shard.index) or TRANSITIONING
-                if server == primary and state == READY and not replicas.quorum_connected(table_id, table, shard):
-                    state = 'waiting_for_quorum'
-                states.append((server, state))
+                states.append((server, replicas.state_of(server, table_id, table, shard.index) or TRANSITIONING))
             states.sort()
             states += [(server, DISCONNECTED) for server in sorted(shard.replicas) if not replicas.alive(server)]
             self.shards.append({'primary': primary, 'replicas': states})
@@ -90,9 +99,7 @@ class TableHealth:
             outdated = any(state != DISCONNECTED for _server, state in states)
             levels.append(4 if finished else 3 if writable else 1 if outdated else 0)
         self.level = READINESS[min(levels)] if levels and not self.total_loss else 'unavailable'
-        alive_hosts = sorted(server for server in hosting_servers(table) if replicas.alive(server))
-        config_primary = table['shards'][0]['primary_replica']
-        self.raft_leader = config_primary if replicas.alive(config_primary) else (alive_hosts[0] if alive_hosts else None)
+        self.raft_leader = raft_leader(node, table)
 
     def at_least(self, level: str) -> bool:
         """Whether the table is at least this ready."""

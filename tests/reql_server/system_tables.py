@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import uuid
+
 from . import auth, datum, errors
 from .evaluator import Context, call_datum, optarg, to_datum
-from .ops_datum import merge
+from .node import SYSTEM_DB, SYSTEM_DB_ID
+from .ops_datum import merge, uuid_from_hash
 from .status import availability_issue, config_error_row, config_row, reachable, status_row
 from .storage import KeyRange
 from .values import Database, Func, Sequence, SingleSelection, Stream
@@ -13,6 +16,7 @@ from .writes import empty_result, merge_write_results
 
 SYSTEM_TABLES = ('cluster_config', 'current_issues', 'db_config', 'jobs', 'logs', 'permissions', 'server_config',
                  'server_status', 'stats', 'table_config', 'table_status', 'users')
+SYSTEM_TABLE_BASE = uuid.UUID('0eabef01-6deb-4069-9a2d-448db057ab1e')
 ADMIN_PERMISSIONS = {'config': True, 'connect': True, 'read': True, 'write': True}
 
 
@@ -34,7 +38,7 @@ class SystemTable(Sequence):
         self.name = name
         self.identifier_format = identifier_format
         self.table = self
-        self.db = Database('rethinkdb', 'rethinkdb')
+        self.db = Database(SYSTEM_DB, SYSTEM_DB_ID)
 
     @property
     def display_name(self) -> str:
@@ -81,8 +85,9 @@ class SystemTable(Sequence):
 
     def info(self) -> dict:
         """table.info() of a system table."""
-        return {'db': {'id': 'rethinkdb', 'name': 'rethinkdb', 'type': 'DB'}, 'doc_count_estimates': [self.count()],
-                'id': None, 'indexes': [], 'name': self.name, 'primary_key': 'id', 'type': 'TABLE'}
+        return {'db': {'id': SYSTEM_DB_ID, 'name': SYSTEM_DB, 'type': 'DB'}, 'doc_count_estimates': [self.count()],
+                'id': uuid_from_hash(SYSTEM_TABLE_BASE, self.name.encode('utf-8')), 'indexes': [], 'name': self.name,
+                'primary_key': 'id', 'type': 'TABLE'}
 
     # -- rows
 
@@ -120,7 +125,7 @@ class SystemTable(Sequence):
                 },
                 'process': {
                     'argv': status.get('argv', []),
-                    'cache_size_mb': 100,
+                    'cache_size_mb': status.get('cache_size_mb', 100),
                     'pid': status.get('pid'),
                     'time_started': _time(status.get('time_started', 0)),
                     'version': status.get('version'),
@@ -151,7 +156,9 @@ class SystemTable(Sequence):
         return [{'id': name, 'password': not user['password']['empty']} for name, user in self.node.metadata.items('user')]
 
     def _rows_permissions(self) -> list:
-        rows = [{'id': ['admin'], 'permissions': dict(ADMIN_PERMISSIONS), 'user': 'admin'}]
+        rows = [{'id': ['admin'], 'permissions': dict(ADMIN_PERMISSIONS), 'user': 'admin'},
+                {'database': SYSTEM_DB, 'id': ['admin', SYSTEM_DB_ID],
+                 'permissions': {'config': True, 'read': True, 'write': True}, 'user': 'admin'}]
         for name, user in self.node.metadata.items('user'):
             if name == 'admin':
                 continue
@@ -242,14 +249,16 @@ class SystemTable(Sequence):
             raise errors.op_failed('It\'s illegal to insert new rows into the `rethinkdb.server_config` system table.')
         if new is None:
             raise errors.op_failed('It\'s illegal to delete rows from the `rethinkdb.server_config` system table.')
-        name = new.get('name')
-        if not isinstance(name, str):
-            raise errors.op_failed('In `name`: Expected a string, got %s.' % datum.print_datum(name))
-        tags = new.get('tags', [])
-        if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-            raise errors.op_failed('In `tags`: Expected an array, got %s.' % datum.print_datum(tags))
+        with _wrong_format('The row you\'re trying to put into `rethinkdb.server_config` has the wrong format. '):
+            name = new.get('name')
+            if not isinstance(name, str):
+                raise errors.op_failed('In `name`: Expected a string, got %s.' % datum.print_datum(name))
+            tags = new.get('tags', [])
+            if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+                raise errors.op_failed('In `tags`: Expected an array, got %s.' % datum.print_datum(tags))
         if name != old['name'] and any(info['name'] == name for info in self.node.servers().values()):
-            raise errors.op_failed('Server `%s` already exists.' % name)
+            raise errors.op_failed('Cannot rename server `%s` to `%s` because server `%s` already exists.'
+                                   % (old['name'], name, name))
         self.node.peer_call(key, 'set_server_config', {'name': name, 'tags': sorted(set(tags))})
 
     def _write_db_config(self, key, old, new) -> None:
@@ -259,9 +268,10 @@ class SystemTable(Sequence):
                 for table_id in self.node.tables_of(key):
                     self.node.change('table/' + table_id, delete=True)
             return
-        name = new.get('name')
-        if not isinstance(name, str):
-            raise errors.op_failed('In `name`: Expected a string, got %s.' % datum.print_datum(name))
+        with _wrong_format('The change you\'re trying to make to `rethinkdb.db_config` has the wrong format. '):
+            name = new.get('name')
+            if not isinstance(name, str):
+                raise errors.op_failed('In `name`: Expected a string, got %s.' % datum.print_datum(name))
         if name in self.node.databases().values() and (old is None or old['name'] != name):
             raise errors.op_failed('Database `%s` already exists.' % name)
         self.node.change('db/' + key, {'name': name})
@@ -291,32 +301,38 @@ class SystemTable(Sequence):
             raise errors.op_failed('It\'s illegal to %s rows %s the `rethinkdb.table_config` table; use `table_create` '
                                    'and `table_drop`.' % (('insert new', 'into') if old is None else ('delete', 'from')))
         meta = self.node.metadata.get('table/' + key)
-        for field in ('primary_key', 'indexes', 'write_hook', 'name', 'db', 'shards', 'write_acks', 'durability'):
-            if field not in new:
-                raise errors.op_failed('Expected a field named `%s`.' % field)
+        with _wrong_format('The change you\'re trying to make to `rethinkdb.table_config` has the wrong format. '):
+            changes = self._table_config_changes(meta, new)
         if new['primary_key'] != meta['primary_key']:
             raise errors.op_failed('It\'s illegal to change a table\'s primary key')
-        if sorted(new['indexes']) != sorted(meta.get('indexes', {})):
-            raise errors.op_failed('The `indexes` field is read-only and can\'t be used to create or drop indexes.')
-        if new['durability'] not in ('soft', 'hard'):
-            raise errors.op_failed('In `durability`: Expected "soft" or "hard", got: %s' % datum.print_datum(
-                new['durability']))
-        if new['write_acks'] not in ('single', 'majority'):
-            raise errors.op_failed('In `write_acks`: Expected "single" or "majority", got: %s' % datum.print_datum(
-                new['write_acks']))
-        shards = [self._shard_from_row(shard) for shard in new['shards']]
-        if not shards:
-            raise errors.op_failed('In `shards`: You must specify at least one shard.')
-        db_id = self._db_id(new['db'])
-        from .ops_admin import change_table, uuid_split_points
+        from .ops_admin import change_table
         from .ops_table import Table
         table = Table(self.ctx, Database(self.node.metadata.get('db/' + meta['db'])['name'], meta['db']), key, meta,
                       'single')
+        change_table(self.ctx, table, 'The table\'s configuration was not changed.',
+                     lambda current: dict(current, **changes))
+
+    def _table_config_changes(self, meta: dict, new: dict) -> dict:
+        """The metadata fields a new table_config row sets, or the real format errors."""
+        for field in ('primary_key', 'indexes', 'write_hook', 'name', 'db', 'shards', 'write_acks', 'durability'):
+            if field not in new:
+                raise errors.op_failed('Expected a field named `%s`.' % field)
+        if sorted(new['indexes']) != sorted(meta.get('indexes', {})):
+            raise errors.op_failed('The `indexes` field is read-only and can\'t be used to create or drop indexes.')
+        if new['durability'] not in ('soft', 'hard'):
+            raise errors.op_failed('In `durability`: Expected "soft" or "hard", got: %s'
+                                   % datum.print_datum(new['durability']))
+        if new['write_acks'] not in ('single', 'majority'):
+            raise errors.op_failed('In `write_acks`: Expected "single" or "majority", got: %s'
+                                   % datum.print_datum(new['write_acks']))
+        if not isinstance(new['shards'], list) or not new['shards']:
+            raise errors.op_failed('In `shards`: You must specify at least one shard.')
+        shards = [self._shard_from_row(shard) for shard in new['shards']]
+        from .ops_admin import uuid_split_points
         split_points = meta.get('split_points', []) if len(shards) == len(meta['shards']) else uuid_split_points(
             len(shards))
-        change_table(self.ctx, table, 'The table\'s configuration was not changed.', lambda current: dict(
-            current, shards=shards, split_points=split_points, name=new['name'], db=db_id,
-            durability=new['durability'], write_acks=new['write_acks']))
+        return {'shards': shards, 'split_points': split_points, 'name': new['name'], 'db': self._db_id(new['db']),
+                'durability': new['durability'], 'write_acks': new['write_acks']}
 
     def _db_id(self, value) -> str:
         if self.identifier_format == 'uuid':
@@ -358,6 +374,22 @@ class SystemTable(Sequence):
             raise errors.op_failed('In `shards`: The primary replica (`%s`) must not be a nonvoting replica.'
                                    % self.node.server_name(primary))
         return {'primary_replica': primary, 'replicas': sorted(replicas), 'nonvoting_replicas': sorted(nonvoting)}
+
+
+class _wrong_format:  # pylint: disable=invalid-name
+    """Prefix the errors raised inside with the real server's 'has the wrong format' sentence."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, _traceback):
+        if isinstance(error, errors.ReqlError):
+            error.message = self.prefix + error.message
+            error.args = (error.message,)
+        return False
 
 
 def system_table(ctx: Context, name: str, identifier_format: str = 'name') -> SystemTable:

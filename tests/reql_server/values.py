@@ -105,6 +105,20 @@ class SingleSelection:
         return self._row
 
 
+class ArraySelection(list):
+    """An array of a table's rows (order_by without an index on a selection): still writable."""
+
+    kind = 'SELECTION<ARRAY>'
+
+    def __init__(self, rows: list, table):
+        super().__init__(rows)
+        self.table = table
+
+    def batches(self):
+        """The rows, as one batch (so writes can iterate it like a stream)."""
+        return iter([list(self)])
+
+
 class Args:
     """The result of r.args(array): spliced into the enclosing term's arguments."""
 

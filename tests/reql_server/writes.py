@@ -32,11 +32,10 @@ def merge_write_results(left: dict, right: dict) -> dict:
     return result
 
 
-def _error_stats(message: str, old_row, new_row, return_changes) -> dict:
+def _error_stats(message: str, old_row, return_changes) -> dict:
     stats = {'errors': 1, 'first_error': message}
     if return_changes == 'always':
-        fake = new_row if new_row is not None else old_row
-        stats['changes'] = [{'old_val': old_row, 'new_val': old_row, 'fake_new_val': fake, 'error': message}]
+        stats['changes'] = [{'old_val': old_row, 'new_val': old_row, 'error': message}]
     elif return_changes:
         stats['changes'] = []
     return stats
@@ -82,7 +81,7 @@ def insert_row(primary_key: str, old_row, new_row: dict, conflict, resolve, retu
         if conflict == 'error':
             message = 'Duplicate primary key `%s`:\n%s\n%s' % (
                 primary_key, datum.print_datum(old_row), datum.print_datum(new_row))
-            return old_row, _error_stats(message, old_row, new_row, return_changes)
+            return old_row, _error_stats(message, old_row, return_changes)
         if conflict == 'update':
             new_row = merge(old_row, new_row)
         elif conflict != 'replace':
@@ -90,7 +89,7 @@ def insert_row(primary_key: str, old_row, new_row: dict, conflict, resolve, retu
                 new_row = resolve(old_row, new_row)
                 check_replacement(primary_key, old_row[primary_key], old_row, new_row)
             except errors.ReqlError as error:
-                return old_row, _error_stats(error.message, old_row, new_row, return_changes)
+                return old_row, _error_stats(error.message, old_row, return_changes)
     return new_row, _change_stats(old_row, new_row, return_changes)
 
 
@@ -100,7 +99,7 @@ def replace_row(primary_key: str, key, old_row, compute, return_changes):
         new_row = compute(old_row)
         check_replacement(primary_key, key, old_row, new_row)
     except errors.ReqlError as error:
-        return old_row, _error_stats(error.message, old_row, None, return_changes)
+        return old_row, _error_stats(error.message, old_row, return_changes)
     return new_row, _change_stats(old_row, new_row, return_changes)
 
 
