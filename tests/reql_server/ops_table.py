@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 
-from . import datum, errors, terms
+from . import blobs, datum, errors, terms
 from .evaluator import (
     MISSING, Context, all_args, arg, as_bool, as_database, as_string, call_datum, check_name, handler, optarg,
     to_datum, type_error,
@@ -18,9 +17,6 @@ from .storage import KeyRange
 from .values import Func, Sequence, SingleSelection, Stream
 from .writes import empty_result, merge_write_results
 
-INDEX_BLOB_PREFIX = b'$reql_index_function$'
-HOOK_BLOB_PREFIX = b'$reql_write_hook_function$'
-BLOB_FORMAT = b'\x00reql-test-server-json\x00'
 WRITE_BATCH = 200
 INDEXES_UNAVAILABLE = 'Failed to retrieve all secondary indexes.'
 CONFIG_UNAVAILABLE = ('Unexpected exception: The attempt to read or modify the table\'s configuration failed because '
@@ -444,28 +440,6 @@ def _sync(ctx, node, scope):
 
 # -- secondary indexes and write hooks
 
-def function_blob(prefix: bytes, source, extra: dict) -> dict:
-    """A function as the BINARY blob index_status / get_write_hook return (and index_create / set_write_hook take)."""
-    body = json.dumps(dict(extra, function=source), separators=(',', ':')).encode('utf-8')
-    return datum.make_binary(prefix + BLOB_FORMAT + body)
-
-
-def parse_blob(prefix: bytes, value: dict, what: str) -> dict:
-    """The inverse of function_blob, with the real error for a foreign blob."""
-    data = datum.binary_bytes(value)
-    if not data.startswith(prefix):
-        if what == 'index':
-            raise errors.logic('Cannot create an sindex except from a reql_index_function returned from '
-                               '`index_status` in the field `function`.')
-        raise errors.logic('Cannot create a write hook except from a reql_write_hook_function returned from '
-                           '`get_write_hook`.')
-    rest = data[len(prefix):]
-    if not rest.startswith(BLOB_FORMAT):
-        raise errors.logic('Binary blob passed to index create could not be interpreted as a reql_index_function '
-                           '(this test server reads only the blobs it writes).')
-    return json.loads(rest[len(BLOB_FORMAT):].decode('utf-8'))
-
-
 def index_status_row(name: str, definition: dict, ready: bool) -> dict:
     """One element of index_status(): the real fields."""
     row = {
@@ -474,8 +448,7 @@ def index_status_row(name: str, definition: dict, ready: bool) -> dict:
         'outdated': False,
         'multi': definition.get('multi', False),
         'geo': definition.get('geo', False),
-        'function': function_blob(INDEX_BLOB_PREFIX, definition['function'],
-                                  {'multi': definition.get('multi', False), 'geo': definition.get('geo', False)}),
+        'function': datum.make_binary(blobs.index_blob(definition)),
         'query': 'indexCreate(\'%s\', %s%s)' % (
             name, function_text(definition['function']), _index_options_text(definition)),
     }
@@ -513,8 +486,7 @@ def _index_create(ctx, node, scope):
                 raise errors.logic('Index functions cannot capture variables in this test server.')
             definition['function'] = spec.node.source
         elif datum.ptype(to_datum(spec)) == 'BINARY':
-            parsed = parse_blob(INDEX_BLOB_PREFIX, to_datum(spec), 'index')
-            definition.update(function=parsed['function'], multi=parsed.get('multi', False), geo=parsed.get('geo', False))
+            definition.update(blobs.index_definition(datum.binary_bytes(to_datum(spec))))
         else:
             raise type_error('FUNCTION', spec)
     else:
@@ -657,7 +629,7 @@ def _set_write_hook(ctx, node, scope):
         if spec is None:
             source = None
         elif datum.ptype(spec) == 'BINARY':
-            source = parse_blob(HOOK_BLOB_PREFIX, spec, 'hook')['function']
+            source = blobs.hook_function(datum.binary_bytes(spec))
         else:
             raise type_error('FUNCTION', spec)
     from .ops_admin import change_table
@@ -672,7 +644,7 @@ def write_hook_datum(source):
     """What get_write_hook and table_config show for a hook: function blob and query text."""
     if source is None:
         return None
-    return {'function': function_blob(HOOK_BLOB_PREFIX, source, {}),
+    return {'function': datum.make_binary(blobs.hook_blob(source)),
             'query': 'setWriteHook(%s)' % function_text(source)}
 
 
