@@ -61,9 +61,9 @@ def _function_bytes(source) -> bytes:
     params = source[1][0]
     params = params[1] if isinstance(params, list) and params and params[0] == Term.MAKE_ARRAY else params
     body = json.dumps(_stored(source[1][1]), separators=(',', ':')).encode('utf-8') + b'\x00'
-    return b''.join([_REQL_FUNCTION, _EMPTY_SCOPE, bytes([len(params)]), b''.join(struct.pack('<q', param)
-                                                                                    for param in params),
-                     struct.pack('<i', len(body)), body, _NO_BACKTRACE])
+    numbers = b''.join(struct.pack('<q', param) for param in params)
+    return b''.join([_REQL_FUNCTION, _EMPTY_SCOPE, bytes([len(params)]), numbers, struct.pack('<i', len(body)), body,
+                     _NO_BACKTRACE])
 
 
 def _parse_function(data: bytes, offset: int) -> tuple:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import sys
 import time
@@ -25,11 +26,11 @@ VALUE_FLAGS = {
     '--initial-password': 'initial_password',
     '--canonical-address': 'canonical_addresses',
     '--cache-size': None, '--io-threads': None, '--cores': None, '-c': None, '--runuser': None, '--rungroup': None,
-    '--direct-io': None, '--join-delay': None, '--cluster-reconnect-timeout': None, '--http-tls-key': None,
-    '--http-tls-cert': None, '--driver-tls-key': None, '--driver-tls-cert': None, '--driver-tls-ca': None,
-    '--cluster-tls-key': None, '--cluster-tls-cert': None, '--cluster-tls-ca': None, '--tls-min-protocol': None,
-    '--tls-ciphers': None, '--tls-ecdh-curve': None, '--tls-dhparams': None, '--web-static-directory': None,
+    '--direct-io': None, '--join-delay': None, '--cluster-reconnect-timeout': None, '--web-static-directory': None,
 }
+UNSUPPORTED_FLAGS = ('--http-tls-key', '--http-tls-cert', '--driver-tls-key', '--driver-tls-cert', '--driver-tls-ca',
+                     '--cluster-tls-key', '--cluster-tls-cert', '--cluster-tls-ca', '--tls-min-protocol',
+                     '--tls-ciphers', '--tls-ecdh-curve', '--tls-dhparams', '--config-file')
 BOOLEAN_FLAGS = {'--daemon': 'daemon', '--no-http-admin': 'no_http_admin', '--no-update-check': None,
                  '--no-default-bind': None}
 REPEATABLE = {'bind', 'server_tags', 'join', 'canonical_addresses'}
@@ -52,6 +53,8 @@ def parse(argv: list) -> dict:
         value = None
         if flag.startswith('--') and '=' in flag:
             flag, value = flag.split('=', 1)
+        if flag in UNSUPPORTED_FLAGS:
+            raise UsageError("Option '%s' is not supported by the ReQL test server (no TLS, no config file)." % flag)
         if flag in BOOLEAN_FLAGS:
             if BOOLEAN_FLAGS[flag]:
                 values[BOOLEAN_FLAGS[flag]] = True
@@ -136,6 +139,9 @@ def main(argv: list | None = None) -> int:
     except UsageError as error:
         sys.stderr.write("Error in command line: %s\nRun 'rethinkdb help' for help on the command\n" % error)
         return 1
+    if values.get('initial_password') == 'auto':
+        values['initial_password'] = secrets.token_urlsafe(24)
+        print('Generated random admin password: %s' % values['initial_password'])
     options = options_from(values, argv)
     os.makedirs(options.directory, exist_ok=True)
     pid_file = os.path.abspath(values['pid_file']) if values.get('pid_file') else None

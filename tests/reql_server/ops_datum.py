@@ -11,7 +11,7 @@ import uuid
 
 from . import datum, errors
 from .evaluator import (
-    all_args, arg, as_array, as_func, as_int, as_number, as_object, as_sequence, as_string, call_datum,
+    all_args, arg, as_array, as_int, as_number, as_object, as_sequence, as_string, call_datum,
     datum_type_error, handler, map_sequence, optarg, to_array, to_datum, type_of,
 )
 from .terms import literal
@@ -622,8 +622,3 @@ def _matches(actual, wanted) -> bool:
     if isinstance(wanted, dict) and datum.ptype(wanted) is None:
         return isinstance(actual, dict) and all(key in actual and _matches(actual[key], item) for key, item in wanted.items())
     return datum.equal(actual, wanted)
-
-
-def func_or_field(value) -> Func:
-    """A function, or a field name standing for `row(field)`."""
-    return as_func(value, lambda field: Func(None, native=lambda row: get_field(to_datum(row), as_string(field))))
