@@ -410,13 +410,16 @@ class ReplicaManager:
         return READY
 
     def _may_lead(self, shard: Shard) -> bool:
-        """Without a primary, the configured primary may take the lead, or any voter when a majority of voters is
-        reachable and the configured primary is not (failover)."""
+        """Without a primary, a voter may take the lead (and declare itself ready) only when it reaches a majority of
+        the shard's voters, so it has asked them for newer copies first: the configured primary, or any voter when
+        the configured primary is unreachable (failover)."""
         me = self.node.server_id
-        if shard.primary == me:
-            return True
+        if me not in shard.voters:
+            return False
         alive_voters = sum(1 for server in shard.voters if self.alive(server))
-        return me in shard.voters and alive_voters * 2 > len(shard.voters) and not self.alive(shard.primary)
+        if alive_voters * 2 <= len(shard.voters):
+            return False
+        return shard.primary == me or not self.alive(shard.primary)
 
     def _set_state(self, table_id: str, table: dict, shard_index: int, state: str) -> None:
         with self._lock:
