@@ -13,6 +13,7 @@ directory elsewhere on purpose (snapshot tests put them on btrfs subvolumes or X
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import socket
@@ -204,6 +205,7 @@ class Cluster:
             data_dir = Path(data_dirs.get(name, self.root / 'data' / name))
             self.nodes.append(ClusterNode(self, index, ports[2 * index - 2], ports[2 * index - 1], data_dir,
                                           tags.get(name, [])))
+        self._teardown_registered = False
         self.password_file = None
         if password is not None:
             self.password_file = self.root / 'password'
@@ -229,7 +231,13 @@ class Cluster:
         raise KeyError(name)
 
     def start(self, timeout: float = START_TIMEOUT) -> None:
-        """Start every server and wait until each answers and sees all the others."""
+        """Start every server and wait until each answers and sees all the others.
+
+        The servers are also stopped when this Python process exits, should the caller not get to teardown().
+        """
+        if not self._teardown_registered:
+            atexit.register(self.teardown)
+            self._teardown_registered = True
         for node in self.nodes:
             node.start()
         self.wait_connected(timeout)
