@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import struct
 
-from . import errors
+from . import datum, errors
+from .jsprint import function_text
 from .protocol import Term
 
 INDEX_PREFIX = b'$reql_index_function$'
@@ -115,3 +116,11 @@ def hook_function(data: bytes):
         return _parse_function(data, len(HOOK_PREFIX))[0]
     except (ValueError, IndexError, struct.error) as error:
         raise errors.logic('Binary blob passed to set_write_hook could not be interpreted (%s).' % error) from None
+
+
+def write_hook_datum(source):
+    """What get_write_hook and table_config show for a hook: function blob and query text."""
+    if source is None:
+        return None
+    return {'function': datum.make_binary(hook_blob(source)),
+            'query': 'setWriteHook(%s)' % function_text(source)}

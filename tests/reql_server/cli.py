@@ -12,6 +12,7 @@ import time
 
 from .node import Options
 from .protocol import VERSION_STRING
+from .server import Server
 
 # Flags taking a value, by every name they have; the value is the Options field (None: accepted and ignored).
 VALUE_FLAGS = {
@@ -156,7 +157,6 @@ def main(argv: list | None = None) -> int:
     else:
         os.close(ready_read)
     _configure_logging(log_file)
-    from .server import Server
     try:
         server = Server(options)
         server.start()

@@ -14,7 +14,7 @@ from . import auth, datum, errors, terms
 from .cluster import Mesh, PeerLost
 from .evaluator import Context, call, to_datum
 from .metadata import ClusterMetadata
-from .protocol import SERVER_VERSION, VERSION_STRING
+from .protocol import SERVER_VERSION, VERSION_STRING, Term
 from .replication import ReplicaManager
 from .routing import TableAccess, serve_read, serve_write
 from .storage import MetadataStore
@@ -358,7 +358,6 @@ class _Missing(Exception):
 
 def _field_path_getter(body, param):
     """row -> value for bodies made of field accesses on the parameter and arrays of them; None otherwise."""
-    from .protocol import Term
     if body.is_datum:
         return lambda row: body.value
     if body.type == Term.VAR and body.args[0].is_datum and body.args[0].value == param:

@@ -8,14 +8,16 @@ import uuid
 
 from . import datum, errors
 from .evaluator import (
-    MISSING, all_args, arg, as_bool, as_database, as_int, as_string, check_name, handler, optarg, to_datum,
+    MISSING, all_args, arg, as_bool, as_database, as_int, as_string, check_name, handler, optarg, to_datum, type_error,
 )
 from .node import SYSTEM_DB
 from .placement import PlacementParams, generate
-from .replication import key_ranges, layout
 from .protocol import Term
+from .replication import key_ranges, layout
+from .status import TableHealth, config_error_row, config_row, reachable, status_row
 from .storage import KeyRange
-from .status import TableHealth, config_row, reachable, status_row
+from .system_tables import SYSTEM_TABLES, system_table
+from .tables import Table, change_table, unreachable, uuid_split_points
 from .values import Database, SingleSelection
 from .writes import merge_write_results
 
@@ -26,9 +28,6 @@ READINESS_NAMES = {
     'ready_for_writes': 'writes',
     'all_replicas_ready': 'finished',
 }
-UNREACHABLE = ('The server(s) hosting table `%s.%s` are currently unreachable. %s If you do not expect the server(s) '
-               'to recover, you can use `emergency_repair` to restore availability of the table. '
-               '<http://rethinkdb.com/api/javascript/reconfigure/#emergency-repair-mode>')
 
 
 def _special(action: str) -> errors.ReqlError:
@@ -123,15 +122,6 @@ def placement_params(ctx, node, scope, required: bool) -> PlacementParams:
     return params
 
 
-def uuid_split_points(num_shards: int) -> list:
-    """The real server's split points for a new table (keys assumed to be UUIDs)."""
-    points = []
-    for index in range(1, num_shards):
-        value = (0xFFFFFFFFFFFFFFFF // num_shards) * index
-        points.append(str(uuid.UUID(bytes=value.to_bytes(8, 'big') + bytes(8))))
-    return points
-
-
 def _other_tables(ctx, table_id: str | None) -> list:
     return [table['shards'] for other_id, table in ctx.node.metadata.items('table') if other_id != table_id]
 
@@ -183,7 +173,6 @@ def _table_drop(ctx, node, scope):
     if db.name == SYSTEM_DB:
         raise _special('you can\'t drop tables in it.')
     table_id, table = ctx.node.find_table(db, name)
-    from .status import config_error_row
     if reachable(ctx.node, table):
         old = config_row(ctx.node, table_id, table)
     else:
@@ -197,7 +186,6 @@ def _table_list(ctx, node, scope):
     values = all_args(ctx, node, scope)
     db = as_database(values[0]) if values else ctx.default_db()
     if db.name == SYSTEM_DB:
-        from .system_tables import SYSTEM_TABLES
         return sorted(SYSTEM_TABLES)
     return sorted(table['name'] for table in ctx.node.tables_of(db.id).values())
 
@@ -208,42 +196,16 @@ def _table_or_db(ctx, node, scope, term_name: str):
     target = arg(ctx, node, 0, scope)
     if isinstance(target, Database):
         return target, None
-    from .ops_table import Table
     if isinstance(target, Table):
         return target.db, target
     if getattr(target, 'is_system', False):
         return target.db, target
-    from .evaluator import type_error
     raise type_error('TABLE', target)
-
-
-def unreachable(db_name: str, name: str, no_message: str) -> errors.ReqlError:
-    """The real error when the servers of a table cannot be reached (CATCH_OP_ERRORS)."""
-    return errors.op_failed(UNREACHABLE % (db_name, name, no_message))
-
-
-def change_table(ctx, table, no_message: str, mutate, shown_name: str | None = None) -> dict:
-    """Change a table's metadata when a majority of the servers hosting it is reachable (its Raft quorum).
-
-    `shown_name` replaces the table name in the unreachable message (the real server names the index there).
-    """
-    meta = ctx.node.metadata.get('table/' + table.id)
-    if meta is None:
-        raise errors.op_failed('Table `%s` does not exist.' % table.display_name)
-    voters = {server for shard in meta['shards'] for server in shard['replicas']
-              if server not in shard.get('nonvoting_replicas', ())}
-    alive = sum(1 for server in voters if ctx.node.replicas.alive(server))
-    if alive * 2 <= len(voters):
-        raise unreachable(table.db.name, shown_name or table.name, no_message)
-    new_meta = mutate(meta)
-    ctx.node.change('table/' + table.id, new_meta, base_version=ctx.node.metadata.version('table/' + table.id))
-    return new_meta
 
 
 @handler(Term.CONFIG)
 def _config(ctx, node, scope):
     db, table = _table_or_db(ctx, node, scope, 'config')
-    from .system_tables import system_table
     if db.name == SYSTEM_DB:
         raise _special('you can\'t configure it.' if table is None else 'you can\'t configure the tables in it.')
     if table is None:
@@ -256,7 +218,6 @@ def _status(ctx, node, scope):
     db, table = _table_or_db(ctx, node, scope, 'status')
     if db.name == SYSTEM_DB:
         raise _special('the system tables in it don\'t have meaningful status information.')
-    from .system_tables import system_table
     return SingleSelection(system_table(ctx, 'table_status', 'name'), table.id)
 
 
@@ -310,7 +271,6 @@ def _reconfigure(ctx, node, scope):
 
 
 def _table_handle(ctx, db, table_id):
-    from .ops_table import Table
     return Table(ctx, db, table_id, ctx.node.metadata.get('table/' + table_id), 'single')
 
 

@@ -16,7 +16,7 @@ from .evaluator import (
 )
 from .terms import literal
 from .protocol import Term
-from .values import Func, Sequence, Stream
+from .values import Database, Func, Sequence, Stream
 
 UUID_NAMESPACE = uuid.UUID('91461c99-f89d-49d2-af96-d8e2e14e9b58')
 LITERAL = 'LITERAL'
@@ -44,8 +44,6 @@ _COMPARATORS = {
 def _compare(ctx, node, scope):
     values = [to_datum(value) for value in all_args(ctx, node, scope)]
     holds = _COMPARATORS[node.type]
-    if node.type == Term.NE:
-        return not all(datum.equal(left, right) for left, right in zip(values, values[1:]))
     return all(holds(datum.compare(left, right)) for left, right in zip(values, values[1:]))
 
 
@@ -593,7 +591,6 @@ def _info(ctx, node, scope):
     describe = getattr(value, 'info', None)
     if describe is not None and not isinstance(value, Stream):
         return describe()
-    from .values import Database
     if isinstance(value, Database):
         return {'type': 'DB', 'name': value.name, 'id': value.id}
     if isinstance(value, Func):

@@ -14,9 +14,10 @@ from .evaluator import (
     Context, all_args, arg, as_func, as_int, as_number, as_sequence, as_string, call, call_datum, constant_func,
     handler, map_sequence, optarg, to_array, to_datum, truthy, MISSING,
 )
-from .ops_datum import get_field, predicate_func
+from .ops_datum import get_field, merge, predicate_func
 from .protocol import ErrorType, Term
 from .values import ArraySelection, Func, Ordering, Sequence, SingleSelection, Stream
+from .writes import merge_write_results
 
 
 def _field_func(field) -> Func:
@@ -450,7 +451,6 @@ def _reduce(ctx, node, scope):
 
 @handler(Term.FOR_EACH)
 def _for_each(ctx, node, scope):
-    from .writes import merge_write_results
     sequence = as_sequence(arg(ctx, node, 0, scope))
     func = as_func(arg(ctx, node, 1, scope))
     total: dict = {}
@@ -485,7 +485,6 @@ def _range(ctx, node, scope):
 
 @handler(Term.ZIP)
 def _zip(ctx, node, scope):
-    from .ops_datum import merge
 
     def join(batch):
         result = []

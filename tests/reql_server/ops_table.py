@@ -4,177 +4,30 @@ from __future__ import annotations
 
 import uuid
 
+import time
+
 from . import blobs, datum, errors, terms
+from .blobs import write_hook_datum
 from .evaluator import (
     MISSING, Context, all_args, arg, as_bool, as_database, as_string, call_datum, check_name, handler, optarg,
     to_datum, type_error,
 )
 from .jsprint import function_text
 from .protocol import Term
+from .replication import layout
 from .routing import func_payload
 from .status import reachable
 from .storage import KeyRange
+from .system_tables import system_table
+from .tables import Table, as_table, change_table, current_meta
 from .values import Func, Sequence, SingleSelection, Stream
-from .writes import empty_result, merge_write_results
+from .writes import empty_result, merge_write_results, update_value
 
 WRITE_BATCH = 200
 INDEXES_UNAVAILABLE = 'Failed to retrieve all secondary indexes.'
 CONFIG_UNAVAILABLE = ('Unexpected exception: The attempt to read or modify the table\'s configuration failed because '
                       'none of the servers were accessible.  If it was an attempt to modify, the modification did not '
                       'take place.')
-
-
-class Table(Sequence):
-    """r.table(): a stream of the table's rows, and the handle for writes, gets and indexes."""
-
-    kind = 'TABLE'
-    val_type = 'TABLE'
-
-    def __init__(self, ctx: Context, db, table_id: str, meta: dict, read_mode: str):
-        self.ctx = ctx
-        self.db = db
-        self.id = table_id
-        self.meta = meta
-        self.name = meta['name']
-        self.primary_key = meta['primary_key']
-        self.read_mode = read_mode
-        self.access = ctx.node.table_access(table_id, read_mode)
-        self.table = self
-
-    @property
-    def display_name(self) -> str:
-        """db.table, as messages name it."""
-        return '%s.%s' % (self.db.name, self.name)
-
-    def get(self, key):
-        """The row with this primary key, or None."""
-        return self.access.get(key)
-
-    def batches(self):
-        return self.access.scan(KeyRange())
-
-    def raw_batches(self):
-        return self.access.scan_raw(KeyRange())
-
-    def count(self) -> int:
-        """Number of rows."""
-        return self.access.count()
-
-    def slice(self) -> TableSlice:
-        """The whole table as a slice."""
-        return TableSlice(self, None, None, datum.MINVAL, datum.MAXVAL, 'closed', 'open', False, False)
-
-    def order_by_index(self, index: str, descending: bool) -> TableSlice:
-        """table.order_by(index=...)."""
-        return self.slice().order_by_index(index, descending)
-
-    def between(self, lower, upper, index: str | None, left_bound: str, right_bound: str) -> TableSlice:
-        """table.between(...)."""
-        return self.slice().between(lower, upper, index, left_bound, right_bound)
-
-    def distinct_index(self, index: str) -> list:
-        """table.distinct(index=...): the index values in index order, once each."""
-        self.check_index(index)
-        if index == self.primary_key:
-            return [row[index] for batch in self.batches() for row in batch]
-        definition = self.access.table['indexes'][index]
-        from .routing import func_from_payload
-        func = func_from_payload({'source': definition['function'], 'scope': {}})
-        values: list = []
-        for row in self.order_by_index(index, False):
-            try:
-                value = call_datum(self.ctx, func, [row])
-            except errors.ReqlError:
-                continue
-            for item in (value if definition.get('multi') and isinstance(value, list) else [value]):
-                if not any(datum.equal(item, seen) for seen in values[-1:]):
-                    values.append(item)
-        return datum.sorted_datums(list({datum.to_json(value): value for value in values}.values()))
-
-    def check_index(self, index: str) -> None:
-        """The real error for an index the table does not have."""
-        if index != self.primary_key and index not in self.access.table.get('indexes', {}):
-            raise errors.op_failed('Index `%s` was not found on table `%s`.' % (index, self.display_name))
-
-    def info(self) -> dict:
-        """table.info()."""
-        meta = _current_meta(self.ctx, self, '')
-        counts = self.access.shard_counts()
-        return {
-            'db': {'id': self.db.id, 'name': self.db.name, 'type': 'DB'},
-            'doc_count_estimates': counts,
-            'id': self.id,
-            'indexes': sorted(meta.get('indexes', {})),
-            'name': self.name,
-            'primary_key': self.primary_key,
-            'type': 'TABLE',
-        }
-
-
-class TableSlice(Sequence):
-    """A range of a table by an index (between / order_by(index=)), readable in order and writable."""
-
-    kind = 'TABLE_SLICE'
-    val_type = 'TABLE_SLICE'
-
-    def __init__(self, table: Table, index, between_index, lower, upper, left_bound, right_bound, descending, ordered):
-        self.table = table
-        self.index = index
-        self.between_index = between_index
-        self.lower = lower
-        self.upper = upper
-        self.left_bound = left_bound
-        self.right_bound = right_bound
-        self.descending = descending
-        self.ordered = ordered
-
-    def _copy(self, **changes) -> TableSlice:
-        fields = dict(index=self.index, between_index=self.between_index, lower=self.lower, upper=self.upper,
-                      left_bound=self.left_bound, right_bound=self.right_bound, descending=self.descending,
-                      ordered=self.ordered)
-        fields.update(changes)
-        return TableSlice(self.table, **fields)
-
-    def order_by_index(self, index: str, descending: bool) -> TableSlice:
-        if self.between_index is not None and self.between_index != index:
-            raise errors.logic('Cannot order by index `%s` after calling BETWEEN on index `%s`.'
-                               % (index, self.between_index))
-        if self.ordered:
-            raise errors.logic('Cannot perform multiple indexed ORDER_BYs on the same table.')
-        self.table.check_index(index)
-        return self._copy(index=index, descending=descending, ordered=True)
-
-    def between(self, lower, upper, index, left_bound: str, right_bound: str) -> TableSlice:
-        if self.between_index is not None:
-            raise errors.logic('Cannot perform multiple BETWEENs on the same table.')
-        index = index or self.table.primary_key
-        if self.index is not None and self.index != index:
-            raise errors.logic('Cannot order by index `%s` after calling BETWEEN on index `%s`.' % (self.index, index))
-        self.table.check_index(index)
-        return self._copy(index=index, between_index=index, lower=lower, upper=upper, left_bound=left_bound,
-                          right_bound=right_bound)
-
-    def _range(self) -> KeyRange:
-        lower = None if self.lower is datum.MINVAL else datum.encode_key(self.lower)
-        upper = None if self.upper is datum.MAXVAL else datum.encode_key(self.upper)
-        return KeyRange(lower, self.left_bound == 'open', upper, self.right_bound != 'closed')
-
-    def _is_primary(self) -> bool:
-        return self.index in (None, self.table.primary_key)
-
-    def batches(self):
-        if self._is_primary():
-            return self.table.access.scan(self._range(), self.descending)
-        return self.table.access.scan_index(self.index, self._range(), self.descending)
-
-    def raw_batches(self):
-        if self._is_primary():
-            return self.table.access.scan_raw(self._range(), self.descending)
-        return self.table.access.scan_index_raw(self.index, self._range(), self.descending)
-
-    def count(self) -> int:
-        """Number of rows in the slice."""
-        return sum(len(batch) for batch in self.raw_batches())
 
 
 def _table_optargs(ctx, node, scope) -> str:
@@ -199,17 +52,9 @@ def _table(ctx, node, scope):
     if identifier_format is not None and as_string(identifier_format) not in ('name', 'uuid'):
         raise errors.logic('Identifier format `%s` unrecognized (options are "name" and "uuid").' % identifier_format)
     if db.name == 'rethinkdb':
-        from .system_tables import system_table
         return system_table(ctx, name, identifier_format or 'name')
     table_id, meta = ctx.node.find_table(db, name)
     return Table(ctx, db, table_id, meta, read_mode)
-
-
-def as_table(value) -> Table:
-    """A table value (user or system), or the real type error."""
-    if getattr(value, 'val_type', None) != 'TABLE':
-        raise type_error('TABLE', value)
-    return value
 
 
 @handler(Term.GET)
@@ -408,7 +253,6 @@ def _modify(ctx, node, scope, kind: str):
 
 def _evaluate_locally(ctx: Context, table: Table, func: Func, keys: list, kind: str) -> dict:
     """New rows for non-deterministic functions (non_atomic), computed here."""
-    from .writes import update_value
     values = {}
     for key in keys:
         old = table.get(key)
@@ -499,7 +343,6 @@ def _index_create(ctx, node, scope):
     geo = optarg(ctx, node, 'geo', scope, MISSING)
     if geo is not MISSING:
         definition['geo'] = as_bool(geo)
-    from .ops_admin import change_table
     change_table(ctx, table, 'The secondary index was not created.',
                  lambda meta: _add_index(meta, table, name, definition), shown_name=name)
     return {'created': 1}
@@ -522,7 +365,6 @@ def _index_drop(ctx, node, scope):
         indexes = dict(meta['indexes'])
         del indexes[name]
         return dict(meta, indexes=indexes)
-    from .ops_admin import change_table
     change_table(ctx, table, 'The secondary index was not dropped.', drop, shown_name=name)
     return {'dropped': 1}
 
@@ -546,7 +388,6 @@ def _index_rename(ctx, node, scope):
                                    % (old_name, new_name, table.display_name))
         indexes[new_name] = indexes.pop(old_name)
         return dict(meta, indexes=indexes)
-    from .ops_admin import change_table
     if old_name != new_name:
         change_table(ctx, table, 'The secondary index was not renamed.', rename, shown_name=old_name)
     return {'renamed': 0 if old_name == new_name else 1}
@@ -555,27 +396,15 @@ def _index_rename(ctx, node, scope):
 @handler(Term.INDEX_LIST)
 def _index_list(ctx, node, scope):
     table = as_table(arg(ctx, node, 0, scope))
-    return sorted(_current_meta(ctx, table, INDEXES_UNAVAILABLE).get('indexes', {}))
-
-
-def _current_meta(ctx: Context, table: Table, unreachable_message: str | None = None) -> dict:
-    """The table's metadata; with a message, fail as the real server does when no server hosting it is reachable."""
-    meta = ctx.node.metadata.get('table/' + table.id)
-    if meta is None:
-        raise errors.op_failed('Table `%s` does not exist.' % table.display_name)
-    if unreachable_message is not None and not reachable(ctx.node, meta):
-        from .ops_admin import unreachable
-        raise unreachable(table.db.name, table.name, unreachable_message)
-    return meta
+    return sorted(current_meta(ctx, table, INDEXES_UNAVAILABLE).get('indexes', {}))
 
 
 def _index_statuses(ctx: Context, table: Table, names: list) -> list:
-    meta = _current_meta(ctx, table, INDEXES_UNAVAILABLE)
+    meta = current_meta(ctx, table, INDEXES_UNAVAILABLE)
     indexes = meta.get('indexes', {})
     for name in names:
         if name not in indexes:
             raise errors.op_failed('Index `%s` was not found on table `%s`.' % (name, table.display_name))
-    from .replication import layout
     rows = []
     for name in sorted(indexes):
         if names and name not in names:
@@ -600,7 +429,6 @@ def _index_status(ctx, node, scope):
 
 @handler(Term.INDEX_WAIT)
 def _index_wait(ctx, node, scope):
-    import time
     values = all_args(ctx, node, scope)
     table = as_table(values[0])
     names = [as_string(value) for value in values[1:]]
@@ -617,7 +445,7 @@ def _index_wait(ctx, node, scope):
 def _set_write_hook(ctx, node, scope):
     table = as_table(arg(ctx, node, 0, scope))
     spec = arg(ctx, node, 1, scope)
-    old_hook = _current_meta(ctx, table).get('write_hook')
+    old_hook = current_meta(ctx, table).get('write_hook')
     if isinstance(spec, Func):
         if spec.node is None or spec.arity != 3:
             raise errors.logic('Write hook functions must expect 3 arguments.')
@@ -632,7 +460,6 @@ def _set_write_hook(ctx, node, scope):
             source = blobs.hook_function(datum.binary_bytes(spec))
         else:
             raise type_error('FUNCTION', spec)
-    from .ops_admin import change_table
     change_table(ctx, table, 'The write hook was not set.',
                  lambda meta: dict(meta, write_hook=None if source is None else {'function': source}))
     if source is None:
@@ -640,16 +467,8 @@ def _set_write_hook(ctx, node, scope):
     return {'replaced': 1} if old_hook else {'created': 1}
 
 
-def write_hook_datum(source):
-    """What get_write_hook and table_config show for a hook: function blob and query text."""
-    if source is None:
-        return None
-    return {'function': datum.make_binary(blobs.hook_blob(source)),
-            'query': 'setWriteHook(%s)' % function_text(source)}
-
-
 @handler(Term.GET_WRITE_HOOK)
 def _get_write_hook(ctx, node, scope):
     table = as_table(arg(ctx, node, 0, scope))
-    hook = _current_meta(ctx, table).get('write_hook')
+    hook = current_meta(ctx, table).get('write_hook')
     return write_hook_datum(hook['function']) if hook else None

@@ -10,7 +10,7 @@ import json
 
 from . import datum, errors, terms
 from .cluster import PeerLost
-from .evaluator import Context, call
+from .evaluator import Context, call, to_datum
 from .replication import READY, layout, range_from_wire, range_to_wire, shard_for_key
 from .storage import PAGE_ROWS, KeyRange
 from .values import Func
@@ -314,7 +314,6 @@ def _row_computer(node, how: dict, now):
         func = func_from_payload(how['func'])
 
         def produce(old):
-            from .evaluator import to_datum
             return to_datum(call(ctx, func, [old]))
     else:
         constant = how['value']
@@ -398,5 +397,4 @@ def _conflict_resolver(node, request: dict, primary_key: str):
     ctx = Context(node)
     ctx.now = request['now']
     func = func_from_payload(conflict)
-    from .evaluator import to_datum
     return lambda old, new: to_datum(call(ctx, func, [primary_key, old, new]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+from .blobs import write_hook_datum
 from .ops_datum import uuid_from_hash
 from .replication import DISCONNECTED, READY, TRANSITIONING, layout
 
@@ -37,7 +38,6 @@ def reachable(node, table: dict) -> bool:
 
 def config_row(node, table_id: str, table: dict, identifier_format: str = 'name', db_value=None) -> dict:
     """A `table_config` row (also the config in table_create / reconfigure results)."""
-    from .ops_table import write_hook_datum
     hook = table.get('write_hook')
     return {
         'db': db_value if db_value is not None else db_label(node, table, identifier_format),

@@ -6,11 +6,12 @@ from __future__ import annotations
 import uuid
 
 from . import auth, datum, errors
-from .evaluator import Context, call_datum, optarg, to_datum
+from .evaluator import Context, arg, call_datum, optarg, to_datum
 from .node import SYSTEM_DB, SYSTEM_DB_ID
 from .ops_datum import merge, uuid_from_hash
 from .status import availability_issue, config_error_row, config_row, reachable, status_row
 from .storage import KeyRange
+from .tables import Table, change_table, uuid_split_points
 from .values import Database, Func, Sequence, SingleSelection, Stream
 from .writes import empty_result, merge_write_results
 
@@ -189,7 +190,6 @@ class SystemTable(Sequence):
 
     def insert(self, ctx, node, scope) -> dict:
         """insert() into a system table (users only)."""
-        from .evaluator import arg
         payload = to_datum(arg(ctx, node, 1, scope))
         conflict = to_datum(optarg(ctx, node, 'conflict', scope, 'error'))
         total = empty_result()
@@ -206,7 +206,6 @@ class SystemTable(Sequence):
 
     def modify(self, ctx, node, scope, kind: str, target) -> dict:
         """update / replace / delete rows of a system table."""
-        from .evaluator import arg
         change = None if kind == 'delete' else arg(ctx, node, 1, scope)
         if isinstance(target, SingleSelection):
             olds = [(target.key, target.row)]
@@ -305,8 +304,6 @@ class SystemTable(Sequence):
             changes = self._table_config_changes(meta, new)
         if new['primary_key'] != meta['primary_key']:
             raise errors.op_failed('It\'s illegal to change a table\'s primary key')
-        from .ops_admin import change_table
-        from .ops_table import Table
         table = Table(self.ctx, Database(self.node.metadata.get('db/' + meta['db'])['name'], meta['db']), key, meta,
                       'single')
         change_table(self.ctx, table, 'The table\'s configuration was not changed.',
@@ -328,7 +325,6 @@ class SystemTable(Sequence):
         if not isinstance(new['shards'], list) or not new['shards']:
             raise errors.op_failed('In `shards`: You must specify at least one shard.')
         shards = [self._shard_from_row(shard) for shard in new['shards']]
-        from .ops_admin import uuid_split_points
         split_points = meta.get('split_points', []) if len(shards) == len(meta['shards']) else uuid_split_points(
             len(shards))
         return {'shards': shards, 'split_points': split_points, 'name': new['name'], 'db': self._db_id(new['db']),
