@@ -146,9 +146,22 @@ def binary_bytes(value: dict) -> bytes:
     return base64.b64decode(value['data'])
 
 
+def _base64(data: bytes) -> str:
+    """Base64 as the real server writes it: CRLF after every 76 characters, except within the last 1-3 bytes."""
+    if not data:
+        return ''
+    body_size = len(data) - ((len(data) - 1) % 3 + 1)
+    body = base64.b64encode(data[:body_size]).decode('ascii')
+    lines = []
+    for start in range(0, len(body), 76):
+        line = body[start:start + 76]
+        lines.append(line + '\r\n' if len(line) == 76 else line)
+    return ''.join(lines) + base64.b64encode(data[body_size:]).decode('ascii')
+
+
 def make_binary(data: bytes) -> dict:
     """A BINARY pseudo-type datum."""
-    return {REQL_TYPE: 'BINARY', 'data': base64.b64encode(data).decode('ascii')}
+    return {REQL_TYPE: 'BINARY', 'data': _base64(data)}
 
 
 def make_time(epoch_time: float, timezone: str = '+00:00') -> dict:
