@@ -25,7 +25,7 @@ options:
     elements: str
   count:
     description:
-      - Count the documents of each reported table (a full count: it reads every document).
+      - Count the documents of each reported table. This is a full count that reads every document.
       - A table that is not ready for reads gets C(documents=null) and a warning.
     type: bool
     default: false
@@ -53,10 +53,12 @@ attributes:
     description: The module only reads; it runs the same in check mode.
   diff_mode:
     support: none
+    description: Nothing changes, so there is nothing to show.
   idempotent:
     support: full
+    description: Reading facts changes nothing.
 author:
-  - bigchaindb.rethinkdb contributors
+  - bigchaindb.rethinkdb contributors (@bigchaindb)
 '''
 
 EXAMPLES = r'''
