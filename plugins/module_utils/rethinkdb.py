@@ -114,6 +114,11 @@ def plain(value):
     return value
 
 
+def system_rows(r, connection, table: str) -> list:
+    """Every row of a table of the system database `rethinkdb`, as plain JSON."""
+    return plain(list(r.db('rethinkdb').table(table).run(connection, **RAW_FORMATS)))
+
+
 def split_table_name(name: str) -> tuple[str, str]:
     """'db.table' to (db, table); raise ValueError on anything else."""
     db, dot, table = name.partition('.')
@@ -148,7 +153,7 @@ def wait_ready(r, connection, tables: list, wait_for: str, timeout: int) -> floa
         except (TimeoutError, ReqlError) as exc:
             if isinstance(exc, ReqlError) and not error_text(exc).startswith('Timed out'):
                 raise
-            statuses = r.db('rethinkdb').table('table_status').run(connection)
+            statuses = system_rows(r, connection, 'table_status')
             raise NotReadyError(wait_for, timeout, not_ready(statuses, tables, wait_for), round(time.monotonic() - started, 3)) from None
     return round(time.monotonic() - started, 3)
 

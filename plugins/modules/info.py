@@ -233,16 +233,15 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.rethinkdb import (
     LOGIN_MUTUALLY_EXCLUSIVE,
-    RAW_FORMATS,
     NotReadyError,
     ReqlError,
     connect,
     endpoint,
     error_text,
-    plain,
     replica_states,
     rethinkdb_common_argument_spec,
     split_table_name,
+    system_rows,
     wait_ready,
 )
 
@@ -282,7 +281,7 @@ def server_facts(server_status: list, server_config: list) -> list:
             cluster_port=network['cluster_port'],
             tags=tags.get(row['id'], []),
             connected_to=network['connected_to'],
-            time_started=plain(process['time_started']),
+            time_started=process['time_started'],
             version=process['version'],
         ))
     return sorted(servers, key=lambda server: server['name'])
@@ -303,7 +302,7 @@ def table_facts(config: dict, status: dict) -> dict:
         indexes=sorted(config.get('indexes', [])),
         ready=flags['all_replicas_ready'],
         status=flags,
-        config=plain(config),
+        config=config,
         replica_states=replica_states(status),
     )
 
@@ -324,20 +323,19 @@ def count_documents(module, r, connection, facts: dict) -> None:
 
 def gather(module, r, connection) -> dict:
     """Every fact of the cluster the module reports."""
-    system = r.db('rethinkdb')
     waited = 0.0
-    tables = chosen_tables(module, system.table('table_config').run(connection))
+    tables = chosen_tables(module, system_rows(r, connection, 'table_config'))
     if module.params['wait_ready'] and tables:
         try:
             waited = wait_ready(r, connection, [(row['db'], row['name']) for row in tables], module.params['wait_for'], module.params['wait_timeout'])
         except NotReadyError as exc:
             module.fail_json(msg='%s.' % exc, not_ready=exc.waiting, waited=exc.waited)
-    server_status = system.table('server_status').run(connection, **RAW_FORMATS)
-    statuses = dict((row['id'], row) for row in system.table('table_status').run(connection))
+    server_status = system_rows(r, connection, 'server_status')
+    statuses = dict((row['id'], row) for row in system_rows(r, connection, 'table_status'))
     facts = dict(('%s.%s' % (row['db'], row['name']), table_facts(row, statuses[row['id']])) for row in tables if row['id'] in statuses)
     if module.params['count']:
         count_documents(module, r, connection, facts)
-    issues = plain(system.table('current_issues').run(connection, **RAW_FORMATS))
+    issues = system_rows(r, connection, 'current_issues')
     connected = set(row['name'] for row in server_status)
     disconnected = set(state['server'] for table in facts.values() for state in table['replica_states'] if state['server'] not in connected)
     version_string = server_status[0]['process']['version'] if server_status else ''
@@ -345,7 +343,7 @@ def gather(module, r, connection) -> dict:
     return dict(
         version=version.group(1) if version else version_string,
         version_string=version_string,
-        servers=server_facts(server_status, system.table('server_config').run(connection)),
+        servers=server_facts(server_status, system_rows(r, connection, 'server_config')),
         disconnected_servers=sorted(disconnected),
         databases=sorted(name for name in r.db_list().run(connection) if name != 'rethinkdb'),
         tables=facts,

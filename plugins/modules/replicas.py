@@ -158,6 +158,7 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.rethinkdb imp
     endpoint,
     error_text,
     rethinkdb_common_argument_spec,
+    system_rows,
     wait_ready,
 )
 
@@ -256,9 +257,8 @@ def chosen_configs(module, table_configs: list, databases: list) -> list:
 
 def apply(module, r, connection) -> dict:
     """Compare, try every change with dry_run, then apply (outside check mode) and wait."""
-    system = r.db('rethinkdb')
-    configs = chosen_configs(module, system.table('table_config').run(connection), r.db_list().run(connection))
-    server_tags = dict((row['name'], row.get('tags', [])) for row in system.table('server_config').run(connection))
+    configs = chosen_configs(module, system_rows(r, connection, 'table_config'), r.db_list().run(connection))
+    server_tags = dict((row['name'], row.get('tags', [])) for row in system_rows(r, connection, 'server_config'))
     try:
         layout = wanted_layout(module.params, server_tags)
     except RequestError as exc:

@@ -1,0 +1,125 @@
+"""Integration fixtures: a local cluster (test server, or real servers with RETHINKDB_BIN) and real
+ansible-playbook runs against its generated inventory, whose task results come back as data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.harness.cluster import Cluster
+
+REPO = Path(__file__).resolve().parents[2]
+CALLBACKS = Path(__file__).resolve().parent / 'callback_plugins'
+PLAYBOOK_TIMEOUT = 600
+
+
+class PlaybookRun:
+    """The outcome of one ansible-playbook run: exit status, printed output and every task result."""
+
+    def __init__(self, completed: subprocess.CompletedProcess, records: list):
+        self.rc = completed.returncode
+        self.output = completed.stdout + completed.stderr
+        self.records = records
+
+    def results(self, task: str, host: str | None = None) -> list:
+        """Results of the tasks named `task` (optionally on one host)."""
+        return [entry['result'] for entry in self.records if entry['task'] == task and host in (None, entry['host'])]
+
+    def result(self, task: str, host: str | None = None) -> dict:
+        """The single result of a task; fails the test if there is not exactly one."""
+        found = self.results(task, host)
+        assert len(found) == 1, 'task %r ran %d times (host %s)\n%s' % (task, len(found), host, self.output[-4000:])
+        return found[0]
+
+    def failures(self) -> list:
+        """Every failed task result (task, host, msg)."""
+        return [(entry['task'], entry['host'], entry['result'].get('msg')) for entry in self.records if entry['status'] == 'failed']
+
+
+class Ansible:
+    """Runs ansible-playbook with the collection from this checkout, against one inventory."""
+
+    def __init__(self, workdir: Path, inventory: Path):
+        self.workdir = workdir
+        self.inventory = inventory
+        self.runs = 0
+
+    def playbook(self, playbook, extra_vars: dict | None = None, check: bool = False, diff: bool = False,
+                 limit: str | None = None, expect_rc: int | None = 0, forks: int = 10) -> PlaybookRun:
+        """Run a playbook: a path, a collection playbook name, or YAML text (written to a file)."""
+        self.runs += 1
+        record_file = self.workdir / ('run%d.jsonl' % self.runs)
+        if isinstance(playbook, str) and '\n' in playbook:
+            path = self.workdir / ('playbook%d.yml' % self.runs)
+            path.write_text(textwrap.dedent(playbook))
+            playbook = str(path)
+        argv = [str(Path(sys.executable).parent / 'ansible-playbook'), '-i', str(self.inventory), str(playbook), '--forks', str(forks)]
+        if extra_vars:
+            vars_file = self.workdir / ('vars%d.json' % self.runs)
+            vars_file.write_text(json.dumps(extra_vars))
+            argv += ['-e', '@%s' % vars_file]
+        if check:
+            argv.append('--check')
+        if diff:
+            argv.append('--diff')
+        if limit:
+            argv += ['--limit', limit]
+        env = dict(os.environ,
+                   ANSIBLE_COLLECTIONS_PATH=str(REPO / '.build' / 'collections'),
+                   ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS),
+                   ANSIBLE_CALLBACKS_ENABLED='record',
+                   ANSIBLE_NOCOLOR='1',
+                   ANSIBLE_HOST_KEY_CHECKING='False',
+                   ANSIBLE_RETRY_FILES_ENABLED='False',
+                   ANSIBLE_LOCAL_TEMP=str(self.workdir / 'ansible-tmp'),
+                   RECORD_FILE=str(record_file))
+        completed = subprocess.run(argv, env=env, cwd=self.workdir, capture_output=True, text=True, timeout=PLAYBOOK_TIMEOUT, check=False)
+        records = [json.loads(line) for line in record_file.read_text().splitlines()] if record_file.exists() else []
+        run = PlaybookRun(completed, records)
+        if expect_rc is not None:
+            assert run.rc == expect_rc, 'ansible-playbook exited %d, expected %d\n%s' % (run.rc, expect_rc, run.output[-6000:])
+        return run
+
+    def module(self, name: str, args: dict, host: str = 'node1', expect_failure: bool = False, check: bool = False, diff: bool = False) -> dict:
+        """Run one module of the collection on one inventory host through a one-task playbook."""
+        playbook = [{'name': 'one module', 'hosts': host, 'gather_facts': False,
+                     'tasks': [{'name': 'module under test', 'bigchaindb.rethinkdb.' + name: args}]}]
+        path = self.workdir / ('module%d.yml' % (self.runs + 1))
+        path.write_text(yaml.safe_dump(playbook, sort_keys=False))
+        run = self.playbook(path, check=check, diff=diff, expect_rc=2 if expect_failure else 0)
+        return run.result('module under test', host)
+
+
+@pytest.fixture(name='cluster_factory')
+def fixture_cluster_factory(tmp_path_factory):
+    """Start clusters (torn down after the test) with any Cluster() arguments."""
+    started = []
+
+    def start(size: int = 3, **options) -> Cluster:
+        cluster = Cluster(tmp_path_factory.mktemp('cluster'), size=size, **options)
+        started.append(cluster)
+        cluster.start()
+        return cluster
+
+    yield start
+    for cluster in started:
+        cluster.teardown()
+
+
+@pytest.fixture(name='cluster')
+def fixture_cluster(cluster_factory):
+    """A fresh 3-node cluster."""
+    return cluster_factory(3)
+
+
+@pytest.fixture(name='ansible')
+def fixture_ansible(cluster, tmp_path):
+    """ansible-playbook against the fresh cluster's inventory."""
+    return Ansible(tmp_path, cluster.write_inventory(tmp_path / 'inventory.yml'))
