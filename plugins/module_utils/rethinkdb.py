@@ -40,7 +40,7 @@ def rethinkdb_common_argument_spec() -> dict:
         login_port=dict(type='int', default=28015),
         login_user=dict(type='str', default='admin'),
         login_password=dict(type='str', no_log=True),
-        login_password_file=dict(type='path'),
+        login_password_file=dict(type='path', no_log=False),
         tls_ca_file=dict(type='path'),
         connect_timeout=dict(type='float', default=20),
     )

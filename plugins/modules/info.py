@@ -166,13 +166,16 @@ tables:
       description: Table UUID.
       type: str
     primary_key:
-      description: The primary key field.
+      description: The primary key field; null when the table is not available.
+      type: str
+    error:
+      description: Why the table's configuration cannot be read (none of its replicas is reachable), else null.
       type: str
     shards:
-      description: Number of shards.
+      description: Number of shards (0 when the table is not available).
       type: int
     replicas:
-      description: Replicas per shard (the smallest count over the shards).
+      description: Replicas per shard (the smallest count over the shards; 0 when the table is not available).
       type: int
     primary_replicas:
       description: Each shard's primary replica.
@@ -288,20 +291,24 @@ def server_facts(server_status: list, server_config: list) -> list:
 
 
 def table_facts(config: dict, status: dict) -> dict:
-    """The summary a person reads first, with the raw config and status kept beside it."""
-    shards = config['shards']
+    """The summary a person reads first, with the raw config and status kept beside it.
+
+    A table none of whose replicas is reachable has no shards in either row, and an `error` in its config.
+    """
+    shards = config.get('shards') or []
     flags = dict((flag, status['status'][flag]) for flag in STATUS_FLAGS)
     return dict(
         db=config['db'],
         name=config['name'],
         id=config['id'],
-        primary_key=config['primary_key'],
+        primary_key=config.get('primary_key'),
         shards=len(shards),
         replicas=min(len(shard['replicas']) for shard in shards) if shards else 0,
         primary_replicas=[shard['primary_replica'] for shard in shards],
         indexes=sorted(config.get('indexes', [])),
         ready=flags['all_replicas_ready'],
         status=flags,
+        error=config.get('error'),
         config=config,
         replica_states=replica_states(status),
     )

@@ -79,8 +79,9 @@ attributes:
 notes:
   - Reconfiguring a table to more replicas copies its data to the new replicas (backfilling); on a large
     table that takes a while, so set O(wait_timeout) accordingly.
-  - Servers that are disconnected hold no tag the module can see; a table with replicas on them counts as
-    differing and is reconfigured away from them.
+  - A server that is disconnected is not listed with its tags; the module counts it as having the tag
+    C(default) only. So with an integer O(replicas), a node that is down for a while does not make its tables
+    reconfigure (the wait then fails, naming it); with replicas per tag, its tables count as differing.
 author:
   - bigchaindb.rethinkdb contributors (@bigchaindb)
 '''
@@ -141,6 +142,13 @@ reconfigured:
   type: list
   elements: str
   sample: [bigchain.votes]
+summary:
+  description: One line per table, for people to read.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "bigchain.votes: 1 shard, 3 replicas (primary node1; node1, node2, node3), reconfigured"
 waited:
   description: Seconds spent waiting for the replicas to be ready.
   returned: always
@@ -211,13 +219,15 @@ def config_matches(shards: list, layout: dict, server_tags: dict) -> bool:
     if layout['shards'] is not None and len(shards) != layout['shards']:
         return False
     for shard in shards:
-        tags_of = [server_tags.get(server, ()) for server in shard['replicas']]
+        # A disconnected server is not in server_config; count it as a plain server with the default tag,
+        # so that a node that is down for a while does not make its replicas move away.
+        tags_of = [server_tags.get(server, ('default',)) for server in shard['replicas']]
         if len(shard['replicas']) != sum(layout['replicas'].values()):
             return False
         for tag, count in layout['replicas'].items():
             if sum(1 for tags in tags_of if tag in tags) != count:
                 return False
-        if layout['primary_replica_tag'] not in server_tags.get(shard['primary_replica'], ()):
+        if layout['primary_replica_tag'] not in server_tags.get(shard['primary_replica'], ('default',)):
             return False
         nonvoting = set(server for server, tags in zip(shard['replicas'], tags_of) if set(tags) & set(layout['nonvoting_replica_tags']))
         if nonvoting != set(shard.get('nonvoting_replicas', [])):
@@ -227,17 +237,27 @@ def config_matches(shards: list, layout: dict, server_tags: dict) -> bool:
 
 def reconfigure(r, connection, config: dict, layout: dict, dry_run: bool) -> list:
     """Run reconfigure on one table; return the shards configuration it chose."""
+    options = dict(shards=layout['shards'] or len(config['shards']), dry_run=dry_run)
     per_tag = layout['replicas']
-    options = dict(
-        shards=layout['shards'] or len(config['shards']),
-        # Plain counts go as BigchainDB's set-replicas sent them: an integer.
-        replicas=per_tag['default'] if list(per_tag) == ['default'] else per_tag,
-        primary_replica_tag=layout['primary_replica_tag'],
-        nonvoting_replica_tags=layout['nonvoting_replica_tags'],
-        dry_run=dry_run,
-    )
+    if list(per_tag) == ['default'] and not layout['nonvoting_replica_tags']:
+        # Plain counts go as BigchainDB's set-replicas sent them: an integer, and no tags (the server
+        # refuses tags next to an integer).
+        options['replicas'] = per_tag['default']
+    else:
+        options.update(replicas=per_tag, primary_replica_tag=layout['primary_replica_tag'],
+                       nonvoting_replica_tags=layout['nonvoting_replica_tags'])
     result = r.db(config['db']).table(config['name']).reconfigure(**options).run(connection)
     return result['config_changes'][0]['new_val']['shards']
+
+
+def summary_line(name: str, entry: dict) -> str:
+    """'db.table: 1 shard, 3 replicas (primary node1; node1, node2, node3), reconfigured'."""
+    shards = entry['after']
+    counts = sorted(set(len(shard['replicas']) for shard in shards))
+    layout = '; '.join('primary %s; %s' % (shard['primary_replica'], ', '.join(sorted(shard['replicas']))) for shard in shards)
+    return '%s: %d shard%s, %s replica%s (%s), %s' % (
+        name, len(shards), '' if len(shards) == 1 else 's', '/'.join(str(count) for count in counts),
+        '' if counts == [1] else 's', layout, 'reconfigured' if entry['reconfigured'] else 'unchanged')
 
 
 def chosen_configs(module, table_configs: list, databases: list) -> list:
@@ -252,6 +272,10 @@ def chosen_configs(module, table_configs: list, databases: list) -> list:
     if missing:
         module.fail_json(msg='Table %s does not exist in database %s (tables: %s).'
                          % (', '.join(missing), database, ', '.join(sorted(by_name)) or 'none'))
+    unavailable = ['%s (%s)' % (name, by_name[name]['error'].rstrip('.')) for name in names if 'error' in by_name[name]]
+    if unavailable:
+        module.fail_json(msg='Cannot reconfigure unavailable tables of %s: %s; start the servers that hold them first.'
+                         % (database, ', '.join(unavailable)))
     return [by_name[name] for name in names]
 
 
@@ -291,6 +315,7 @@ def apply(module, r, connection) -> dict:
     return dict(
         changed=bool(changed_names),
         tables=tables,
+        summary=[summary_line(name, entry) for name, entry in tables.items()],
         reconfigured=changed_names,
         waited=waited,
         diff=dict(

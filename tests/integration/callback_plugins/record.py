@@ -38,7 +38,7 @@ class CallbackModule(CallbackBase):
     def _record(self, result, status):
         if not self._path:
             return
-        entry = dict(play=self._play, task=result.task_name, host=result.host.get_name(), status=status,
+        entry = dict(play=self._play, task=result.task.name or result.task.action, host=result.host.get_name(), status=status,
                      result=result.result)
         with open(self._path, 'a', encoding='utf-8') as stream:
             stream.write(json.dumps(entry, default=str) + '\n')

@@ -179,3 +179,17 @@ def test_password_file_is_read_without_its_trailing_newline(monkeypatch, capsys,
     assert seen['password'] == 's3cret'
     assert result['msg'] == 'Cannot connect to RethinkDB at localhost:28015 as admin: Wrong password.'
     assert 's3cret' not in str(result)
+
+
+def test_an_unavailable_table_is_reported_with_its_error(fake, capsys):
+    unavailable = {'db': 'bigchain', 'id': 't-votes', 'name': 'votes', 'error': 'None of the replicas for this table are accessible.'}
+    no_replicas = {'id': 't-votes', 'db': 'bigchain', 'name': 'votes', 'shards': None, 'status': dict.fromkeys(READY, False)}
+    tables = {'table_config': [unavailable], 'table_status': [no_replicas]}
+    answer = cluster_answer()
+    fake.answer = lambda chain: tables.get(chain[1][1][0]) if names(chain) == ('db', 'table') and chain[1][1][0] in tables else answer(chain)
+
+    result = run_module(info.main, {}, capsys)
+
+    votes = result['tables']['bigchain.votes']
+    assert (votes['shards'], votes['replicas'], votes['ready'], votes['replica_states']) == (0, 0, False, [])
+    assert votes['error'] == 'None of the replicas for this table are accessible.'

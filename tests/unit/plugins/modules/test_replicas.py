@@ -92,7 +92,7 @@ def test_sets_three_replicas_on_every_table_and_waits(install, capsys):
     assert result['changed'] is True
     assert result['reconfigured'] == ['bigchain.backlog', 'bigchain.bigchain', 'bigchain.votes']
     applied = [options for _name, options in cluster.reconfigures if not options['dry_run']]
-    assert applied == [{'shards': 1, 'replicas': 3, 'primary_replica_tag': 'default', 'nonvoting_replica_tags': [], 'dry_run': False}] * 3
+    assert applied == [{'shards': 1, 'replicas': 3, 'dry_run': False}] * 3
     assert [len(row['shards'][0]['replicas']) for row in cluster.configs.values()] == [3, 3, 3]
     assert result['tables']['bigchain.votes']['before'] == [shard('node3')]
     assert result['tables']['bigchain.votes']['after'] == [shard('node1', 'node2', 'node3')]
@@ -158,7 +158,8 @@ DC_LAYOUT = {'replicas': {'dc1': 1, 'dc2': 1}, 'primary_replica_tag': 'dc1', 'no
     ([shard('node1', 'node2')], DC_LAYOUT, False),
     ([shard('node1', 'node3', nonvoting=['node3'])], dict(DC_LAYOUT, nonvoting_replica_tags=['dc2']), True),
     ([shard('node1', 'node3')], dict(DC_LAYOUT, nonvoting_replica_tags=['dc2']), False),
-    ([shard('node1', 'node9')], {'replicas': {'default': 2}, 'primary_replica_tag': 'default', 'nonvoting_replica_tags': [], 'shards': None}, False),
+    ([shard('node1', 'node9')], {'replicas': {'default': 2}, 'primary_replica_tag': 'default', 'nonvoting_replica_tags': [], 'shards': None}, True),
+    ([shard('node1', 'node9')], DC_LAYOUT, False),
 ])
 def test_config_matches(shards, layout, expected):
     tags = dict((row['name'], row['tags']) for row in SERVER_CONFIG)
@@ -220,3 +221,14 @@ def test_wait_timeout_names_the_replicas_not_ready(install, capsys):
     assert result['failed'] and result['changed']
     assert result['msg'] == 'Tables not all_replicas_ready after 7 seconds: bigchain.votes (node3 disconnected).'
     assert result['not_ready']['bigchain.votes'][0] == {'shard': 1, 'server': 'node3', 'state': 'disconnected'}
+
+
+def test_a_table_without_reachable_replicas_is_refused(install, capsys):
+    unavailable = {'db': 'bigchain', 'id': 'id-votes', 'name': 'votes', 'error': 'None of the replicas for this table are accessible.'}
+    cluster = install(FakeCluster([table('backlog', shard('node1')), unavailable]))
+
+    result = run_module(replicas.main, {'replicas': 2}, capsys)
+
+    assert result['msg'] == ('Cannot reconfigure unavailable tables of bigchain: votes (None of the replicas for this table are accessible); '
+                             'start the servers that hold them first.')
+    assert cluster.reconfigures == []
