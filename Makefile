@@ -15,7 +15,7 @@ PYTEST := $(PYTHON) -m pytest -p no:cacheprovider
 .PHONY: demo test setup sanity lint unit conformance integration bench build clean
 
 demo: setup
-	$(PYTHON) -m tests.harness.demo
+	$(PYTHON) -m demo
 
 test: setup sanity lint unit conformance integration
 

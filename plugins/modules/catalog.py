@@ -345,6 +345,13 @@ sets:
       documents: 0
       parts: 0
       reason: "the backup failed at 2026-11-23T16:31:02.001Z: node2 unreachable"
+summary:
+  description: With O(operation=list), one line per set, newest first, for people to read.
+  returned: when operation is list
+  type: list
+  elements: str
+  sample:
+    - "20261124T163000Z-snapshot-3f9a  snapshot  complete      734.0 MB  3 tables  48,000 documents"
 set:
   description:
     - The set that was checked, selected, begun, committed or marked failed, as one entry of RV(sets).
@@ -458,8 +465,16 @@ def existing_set_dir(module, set_id: str) -> str:
     module.fail_json(msg='No backup set %s of cluster %s under %s.' % (set_id, module.params['cluster'], module.params['root']))
 
 
+def set_line(entry: dict) -> str:
+    """One set as a person reads it in a listing."""
+    line = '%s  %-8s  %-8s  %9.1f MB  %d tables  %s documents' % (
+        entry['set_id'], entry['method'], entry['state'], entry['bytes'] / 1e6, len(entry['tables']), format(entry['documents'], ','))
+    return line + ('  (%s)' % entry['reason'] if entry['reason'] else '')
+
+
 def run_list(module) -> dict:
-    return dict(changed=False, sets=backup_set.list_sets(module.params['root'], module.params['cluster']))
+    sets = backup_set.list_sets(module.params['root'], module.params['cluster'])
+    return dict(changed=False, sets=sets, summary=[set_line(entry) for entry in sets])
 
 
 def run_select(module) -> dict:

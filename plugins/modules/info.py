@@ -228,6 +228,16 @@ waited:
   description: Seconds spent waiting for readiness.
   returned: always
   type: float
+summary:
+  description: The facts as a person reads them, one line each.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - RethinkDB 2.4.4, 3 servers connected
+    - "server node1 on db1: driver port 28015, cluster port 29015, tags default"
+    - "table bigchain.votes: 1 shard x 3 replicas, primary node1, all replicas ready, 3,000 documents"
+    - "issues: none"
 '''
 
 import re
@@ -347,7 +357,7 @@ def gather(module, r, connection) -> dict:
     disconnected = set(state['server'] for table in facts.values() for state in table['replica_states'] if state['server'] not in connected)
     version_string = server_status[0]['process']['version'] if server_status else ''
     version = VERSION_PATTERN.search(version_string)
-    return dict(
+    result = dict(
         version=version.group(1) if version else version_string,
         version_string=version_string,
         servers=server_facts(server_status, system_rows(r, connection, 'server_config')),
@@ -358,6 +368,30 @@ def gather(module, r, connection) -> dict:
         ready=not issues and all(table['ready'] for table in facts.values()),
         waited=waited,
     )
+    result['summary'] = summary_lines(result)
+    return result
+
+
+def summary_lines(facts: dict) -> list:
+    """The facts as a person reads them: servers, tables, issues, one line each."""
+    servers = facts['servers']
+    lines = ['RethinkDB %s, %d server%s connected%s' % (
+        facts['version'], len(servers), '' if len(servers) == 1 else 's',
+        ', %s disconnected' % ', '.join(facts['disconnected_servers']) if facts['disconnected_servers'] else '')]
+    for server in servers:
+        lines.append('server %s on %s: driver port %d, cluster port %d, tags %s' % (
+            server['name'], server['hostname'], server['driver_port'], server['cluster_port'], ', '.join(server['tags']) or 'none'))
+    for name, table in sorted(facts['tables'].items()):
+        documents = '' if table.get('documents', False) is False else ', %s documents' % (
+            'unknown' if table['documents'] is None else format(table['documents'], ','))
+        if table['error']:
+            lines.append('table %s: unavailable (%s)' % (name, table['error']))
+            continue
+        lines.append('table %s: %d shard%s x %d replica%s, primary %s, %s%s' % (
+            name, table['shards'], '' if table['shards'] == 1 else 's', table['replicas'], '' if table['replicas'] == 1 else 's',
+            ', '.join(table['primary_replicas']), 'all replicas ready' if table['ready'] else 'NOT all replicas ready', documents))
+    lines.append('issues: %s' % ('; '.join(issue['description'] for issue in facts['issues']) if facts['issues'] else 'none'))
+    return lines
 
 
 def main():

@@ -71,6 +71,9 @@ def test_list_returns_every_set_newest_first(tmp_path, capsys):
     assert result['changed'] is False
     assert [(entry['path'], entry['state']) for entry in result['sets']] == [(partial, 'partial'), (older, 'complete')]
     assert result['sets'][1]['tables'] == ['bigchain.bigchain'] and result['sets'][1]['documents'] == 1200
+    set_id = os.path.basename(older)
+    assert result['summary'][1] == '%s  dump      complete        0.0 MB  1 tables  1,200 documents' % set_id
+    assert result['summary'][0].startswith(os.path.basename(partial)[:-len('.partial')] + '  dump      partial ')
 
 
 def test_a_root_that_is_a_file_is_an_error(tmp_path, capsys):

@@ -193,3 +193,18 @@ def test_an_unavailable_table_is_reported_with_its_error(fake, capsys):
     votes = result['tables']['bigchain.votes']
     assert (votes['shards'], votes['replicas'], votes['ready'], votes['replica_states']) == (0, 0, False, [])
     assert votes['error'] == 'None of the replicas for this table are accessible.'
+
+
+def test_summary_reads_like_a_report(fake, capsys):
+    fake.answer = cluster_answer(counts={'votes': 4200, 'bigchain': 17})
+
+    result = run_module(info.main, {'count': True}, capsys)
+
+    assert result['summary'] == [
+        'RethinkDB 2.4.4, 2 servers connected, node3 disconnected',
+        'server node1 on host1: driver port 28015, cluster port 29015, tags default, dc1',
+        'server node2 on host2: driver port 28016, cluster port 29016, tags default',
+        'table bigchain.bigchain: 2 shards x 1 replica, primary node1, node2, NOT all replicas ready, 17 documents',
+        'table bigchain.votes: 1 shard x 2 replicas, primary node1, all replicas ready, 4,200 documents',
+        'issues: none',
+    ]
