@@ -1,0 +1,491 @@
+# Copyright: bigchaindb.rethinkdb contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The Python driver's `rethinkdb dump` and `rethinkdb restore` tools, and the archives they exchange.
+
+The tools run as `python -m rethinkdb dump|restore` under the module's own interpreter. This file builds their
+argv from option values (one place says which option becomes which flag), hands them the password in a 0600
+file, runs them without the environment variable that breaks them, reads their output, and reads a dump
+archive in one streaming pass: its checksum, its listing, and each table's document count.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import errno
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import tarfile
+import tempfile
+import time
+import zlib
+
+CHUNK_BYTES = 1024 * 1024
+# The .info of a table holds its primary key, index functions and write hook: small.
+INFO_LIMIT_BYTES = 16 * 1024 * 1024
+# A document the streaming count may hold at once; larger ones are treated as damage.
+DOCUMENT_LIMIT_CHARS = 128 * 1024 * 1024
+
+# Environment variables the tools must not see: RETHINKDB_DRIVER_PORT makes every tool exit 2.
+HIDDEN_VARIABLES = ('RETHINKDB_DRIVER_PORT',)
+# The tools print in the encoding run_command decodes, whatever the node's locale.
+TOOL_ENVIRONMENT = {'PYTHONIOENCODING': 'utf-8'}
+
+# Database and table names as RethinkDB accepts them.
+NAME_PATTERN = re.compile(r'^[A-Za-z0-9_-]+$')
+# The archive's top directory: rethinkdb_dump_<date>T<time> from the tool, or any plain name.
+TOP_PATTERN = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.:+-]*$')
+DATA_SUFFIX = '.json'
+INFO_SUFFIX = '.info'
+SYSTEM_DATABASE = 'rethinkdb'
+
+DUMP_SUMMARY = re.compile(r'^\d+ rows? exported from ')
+RESTORE_SUMMARY = re.compile(r'^\d+ rows? imported to ')
+_TERMINAL_ESCAPES = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')
+_OPTION_ERROR = re.compile(r': error: (.+)$')
+# Lines that only say that an error was printed above them.
+_ECHO_LINES = re.compile(r'^(Error: )*(export failed, |import failed: )*(Error: )*Errors occurred during (export|import)$')
+# Tracebacks, the headers of failed worker processes, and Python warnings.
+_NOISE_LINES = re.compile(r'^(Traceback |Process [\w-]+:$|\S+:\d+: \w*Warning: )')
+_OUT_OF_SPACE = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))
+_WHITESPACE = re.compile(r'[ \t\n\r]*')
+_DECODER = json.JSONDecoder()
+
+
+def _value(flag: str):
+    return lambda value: [] if value is None else [flag, str(value)]
+
+
+def _flag(flag: str):
+    return lambda value: [flag] if value else []
+
+
+def _flag_unless(flag: str):
+    return lambda value: [] if value else [flag]
+
+
+def _each(flag: str):
+    return lambda values: [part for value in values or () for part in (flag, value)]
+
+
+LOGIN_FORMATS = (
+    ('login_host', _value('--host-name')),
+    ('login_port', _value('--driver-port')),
+    ('login_user', _value('--user')),
+    ('password_file', _value('--password-file')),
+    ('tls_ca_file', _value('--tls-cert')),
+)
+TOOL_FORMATS = {
+    'dump': (
+        ('file', _value('--file')),
+        ('temp_dir', _value('--temp-dir')),
+        ('clients', _value('--clients')),
+        ('read_outdated', _flag('--read-outdated')),
+        ('tables', _each('--export')),
+    ),
+    'restore': (
+        ('temp_dir', _value('--temp-dir')),
+        ('clients', _value('--clients')),
+        ('force', _flag('--force')),
+        ('create_indexes', _flag_unless('--no-secondary-indexes')),
+        ('hard_durability', _flag('--hard-durability')),
+        ('tables', _each('--import')),
+    ),
+}
+
+
+def tool_argv(verb: str, values: dict, positional: tuple = ()) -> list:
+    """argv of `python -m rethinkdb <verb>`: positional paths (made absolute, so none reads as an option), then
+    the login flags and the verb's flags from `values`, which must hold every key the formats name."""
+    argv = [sys.executable, '-m', 'rethinkdb', verb] + [os.path.abspath(path) for path in positional]
+    for key, format_value in LOGIN_FORMATS + TOOL_FORMATS[verb]:
+        argv.extend(format_value(values[key]))
+    return argv
+
+
+class ToolFailure(Exception):
+    """A step of a dump or restore failed: the message is one line; details go into the failed result."""
+
+    def __init__(self, message: str, **details):
+        super().__init__(message)
+        self.details = details
+
+
+def os_failure(action: str, exc: OSError, advice: str) -> ToolFailure:
+    """A ToolFailure for a failed file operation; running out of space gets the advice on what to do."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ToolFailure('Cannot %s: %s; %s.' % (action, reason, advice))
+    return ToolFailure('Cannot %s: %s.' % (action, reason))
+
+
+def make_scratch_dir(parent: str, prefix: str) -> str:
+    """A new private directory (mode 0700) under parent for one run's temporary files."""
+    return tempfile.mkdtemp(prefix=prefix, suffix='.partial', dir=parent)
+
+
+def remove_scratch_dirs(paths: list) -> list:
+    """Remove scratch directories and everything in them; return a message for each that could not be removed."""
+    problems = []
+    for path in paths:
+        try:
+            shutil.rmtree(path)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            problems.append('Could not remove the temporary directory %s: %s.' % (path, exc.strerror or exc))
+    return problems
+
+
+def parse_selector(name: str) -> tuple:
+    """'db.table' to (db, table) and 'db' to (db, None), as the tools' -e and -i take them; ValueError otherwise."""
+    db, dot, table = name.partition('.')
+    if not NAME_PATTERN.match(db) or (dot and not NAME_PATTERN.match(table)):
+        raise ValueError("'%s' is not a database or database.table name" % name)
+    if db == SYSTEM_DATABASE:
+        raise ValueError("'%s' is in the system database %s, which the tools do not dump or restore" % (name, SYSTEM_DATABASE))
+    return db, table or None
+
+
+def check_password(password: str) -> None:
+    """ValueError for a password that --password-file cannot carry: the tools strip trailing newlines."""
+    if password.endswith('\n'):
+        raise ValueError('the password ends with a newline, which the rethinkdb tools strip from --password-file')
+
+
+@contextlib.contextmanager
+def password_file(password: str, directory: str | None = None):
+    """Yield the path of a file only its owner can read, holding the password (None for no password);
+    the file is removed when the block ends, however it ends."""
+    if not password:
+        yield None
+        return
+    descriptor, path = tempfile.mkstemp(prefix='rethinkdb-password-', dir=directory)
+    try:
+        with os.fdopen(descriptor, 'w', encoding='utf-8') as stream:
+            stream.write(password)
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+@contextlib.contextmanager
+def _hidden_variables():
+    """Take HIDDEN_VARIABLES out of this process's environment while a tool starts: run_command can add
+    variables for a child but not remove them."""
+    saved = dict((name, os.environ.pop(name)) for name in HIDDEN_VARIABLES if name in os.environ)
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+def clean_output(text: str) -> str:
+    """A tool's output as a person reads it: progress bars reduced to their last state, escapes removed."""
+    lines = [line.rsplit('\r', 1)[-1].rstrip() for line in _TERMINAL_ESCAPES.sub('', text).split('\n')]
+    return '\n'.join(lines).strip('\n')
+
+
+class ToolRun:
+    """One run of a tool: its argv (the password file's path only), exit status and cleaned output."""
+
+    def __init__(self, argv: list, rc: int, stdout: str, stderr: str, seconds: float):
+        self.argv = argv
+        self.rc = rc
+        self.stdout = clean_output(stdout)
+        self.stderr = clean_output(stderr)
+        self.seconds = seconds
+
+    def summary(self, pattern: re.Pattern) -> str:
+        """The tool's last line matching its summary pattern, else its last line."""
+        lines = [line.strip() for line in self.stdout.splitlines() if line.strip()]
+        matching = [line for line in lines if pattern.match(line)]
+        return (matching or lines or [''])[-1]
+
+    def reason(self) -> str:
+        """The most telling line of the tool's error output, without its 'Error:' prefixes."""
+        for line in self.stderr.splitlines():
+            option_error = _OPTION_ERROR.search(line)
+            if option_error:
+                return option_error.group(1).rstrip('.')
+        top_level = [line.strip() for line in self.stderr.splitlines() + self.stdout.splitlines()
+                     if line.strip() and not line[0].isspace() and not _NOISE_LINES.match(line)]
+        telling = [line for line in top_level if not _ECHO_LINES.match(line)] or top_level or ['no error message']
+        reason = telling[0]
+        while reason.startswith('Error: '):
+            reason = reason[len('Error: '):]
+        return reason.rstrip('.:')
+
+    def out_of_space(self) -> bool:
+        """Whether the tool failed for want of disk space or quota."""
+        return any(text in self.stderr or text in self.stdout for text in _OUT_OF_SPACE)
+
+    def details(self) -> dict:
+        """What a failed task returns besides its message."""
+        return dict(rc=self.rc, stdout=self.stdout, stderr=self.stderr, cmd=self.argv)
+
+
+def run_tool(module, argv: list) -> ToolRun:
+    """Run a tool through module.run_command (an argv list, no shell) with the environment it needs."""
+    started = time.monotonic()
+    with _hidden_variables():
+        rc, stdout, stderr = module.run_command(argv, environ_update=TOOL_ENVIRONMENT)
+    return ToolRun(argv, rc, stdout, stderr, round(time.monotonic() - started, 3))
+
+
+class DumpArchiveError(Exception):
+    """A dump archive cannot be used: damaged, unsafe, or not in the layout the tools write."""
+
+
+class ArchivedTable:
+    """One table in a dump archive: its .info (primary key, index names) and its .json's document count."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.primary_key: str | None = None
+        self.indexes: list | None = None
+        self.documents: int | None = None
+        self.raw_bytes = 0
+
+    def facts(self) -> dict:
+        return dict(documents=self.documents, primary_key=self.primary_key, indexes=self.indexes)
+
+
+class DumpArchive:
+    """What one pass over a dump archive proved: its checksum, size, top directory and tables by 'db.table'."""
+
+    def __init__(self, path: str, sha256: str, size: int, top: str, tables: dict):
+        self.path = path
+        self.sha256 = sha256
+        self.bytes = size
+        self.top = top
+        self.tables = tables
+
+    @property
+    def raw_bytes(self) -> int:
+        return sum(table.raw_bytes for table in self.tables.values())
+
+
+class _HashingReader:
+    """The archive file as the decompressor reads it, hashed and counted on the way."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.digest = hashlib.sha256()
+        self.bytes = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._stream.read(size)
+        self.digest.update(chunk)
+        self.bytes += len(chunk)
+        return chunk
+
+    def drain(self) -> None:
+        """Read to the end, so that the checksum covers the whole file."""
+        while self.read(CHUNK_BYTES):
+            continue
+
+
+class _DocumentCounter:
+    """Counts the documents of a table's .json, one JSON array of objects, holding one document at a time."""
+
+    def __init__(self, stream, label: str):
+        self._stream = stream
+        self._label = label
+        self._decoder = codecs.getincrementaldecoder('utf-8')()
+        self._text = ''
+        self._position = 0
+        self._ended = False
+
+    def _defect(self, problem: str) -> DumpArchiveError:
+        return DumpArchiveError('%s %s' % (self._label, problem))
+
+    def _fill(self, size: int = CHUNK_BYTES) -> bool:
+        """Append more decoded text, dropping what was consumed; False at the end of the data."""
+        if self._ended:
+            return False
+        chunk = self._stream.read(size)
+        self._text = self._text[self._position:] + self._decoder.decode(chunk, final=not chunk)
+        self._position = 0
+        self._ended = not chunk
+        return bool(chunk)
+
+    def _peek(self) -> str:
+        """The next character that is not white space ('' at the end), left unconsumed."""
+        while True:
+            self._position = _WHITESPACE.match(self._text, self._position).end()
+            if self._position < len(self._text):
+                return self._text[self._position]
+            if not self._fill():
+                return ''
+
+    def _take(self, expected: str) -> str:
+        found = self._peek()
+        if not found or found not in expected:
+            raise self._defect('is not a JSON array of documents: expected %s, found %s'
+                               % (' or '.join(repr(char) for char in expected), repr(found) if found else 'the end of the data'))
+        self._position += 1
+        return found
+
+    def _skip_document(self) -> None:
+        if self._peek() != '{':
+            raise self._defect('holds something other than a JSON object where a document should be')
+        while True:
+            try:
+                dummy, self._position = _DECODER.raw_decode(self._text, self._position)
+                return
+            except ValueError as exc:
+                pending = len(self._text) - self._position
+                if pending > DOCUMENT_LIMIT_CHARS or not self._fill(max(CHUNK_BYTES, pending)):
+                    raise self._defect('has a document that is not valid JSON (%s)' % exc)
+
+    def count(self) -> int:
+        self._take('[')
+        documents = 0
+        if self._peek() == ']':
+            self._position += 1
+        else:
+            while True:
+                self._skip_document()
+                documents += 1
+                if self._take(',]') == ']':
+                    break
+        if self._peek():
+            raise self._defect('has data after the end of its JSON array')
+        return documents
+
+
+def _count_tool_lines(stream, label: str) -> int:
+    """Documents of a .json in the exact layout rethinkdb dump writes ('[', one document a line, ']'), counted
+    by its newlines: ten times faster than parsing, for archives the module just had the tool write."""
+    newlines = 0
+    head = tail = b''
+    for chunk in iter(lambda: stream.read(CHUNK_BYTES), b''):
+        head = head if len(head) >= 2 else (head + chunk)[:2]
+        tail = (tail + chunk)[-4:]
+        newlines += chunk.count(b'\n')
+    if head != b'[\n' or tail[-3:] != b'\n]\n' or (newlines > 2 and tail != b'}\n]\n'):
+        raise DumpArchiveError('%s is not in the layout of rethinkdb dump (one document a line in a JSON array)' % label)
+    return newlines - 2
+
+
+def _unsafe(member: tarfile.TarInfo, problem: str) -> DumpArchiveError:
+    return DumpArchiveError('member %r %s; a dump archive holds only <top>/<db>/<table>.json and .info files' % (member.name, problem))
+
+
+def _member_place(member: tarfile.TarInfo) -> tuple:
+    """(top, db, table, suffix) of a table file, (top, None, None, None) of an allowed directory entry;
+    DumpArchiveError for any other member."""
+    parts = member.name.split('/')
+    if member.name.startswith('/') or any(part in ('', '.', '..') for part in parts) or '\\' in member.name:
+        raise _unsafe(member, 'has an absolute, empty or parent path component')
+    if not TOP_PATTERN.match(parts[0]):
+        raise _unsafe(member, 'has an unexpected top directory')
+    if member.isdir() and (len(parts) == 1 or (len(parts) == 2 and NAME_PATTERN.match(parts[1]))):
+        return parts[0], None, None, None
+    if not member.isreg():
+        raise _unsafe(member, 'is not a regular file')
+    if len(parts) != 3:
+        raise _unsafe(member, 'is not at <top>/<db>/<file>')
+    table, suffix = os.path.splitext(parts[2])
+    if suffix not in (DATA_SUFFIX, INFO_SUFFIX) or not NAME_PATTERN.match(parts[1]) or not NAME_PATTERN.match(table):
+        raise _unsafe(member, 'is not a <db>/<table>.json or .info name')
+    return parts[0], parts[1], table, suffix
+
+
+def _read_info(stream, member: tarfile.TarInfo, table: ArchivedTable) -> None:
+    """Take the primary key and index names from a table's .info."""
+    if member.size > INFO_LIMIT_BYTES:
+        raise DumpArchiveError('%s is %d bytes, too large for a table description' % (member.name, member.size))
+    try:
+        info = json.loads(stream.read().decode('utf-8'))
+    except ValueError as exc:
+        raise DumpArchiveError('%s is not valid JSON (%s)' % (member.name, exc))
+    indexes = info.get('indexes', []) if isinstance(info, dict) else None
+    if not isinstance(info, dict) or not isinstance(info.get('primary_key'), str) or not isinstance(indexes, list):
+        raise DumpArchiveError('%s does not describe a table (no primary_key or indexes)' % member.name)
+    table.primary_key = info['primary_key']
+    table.indexes = sorted(index['index'] if isinstance(index, dict) else str(index) for index in indexes)
+
+
+def _read_members(source, parse_documents: bool) -> tuple:
+    """Walk the tar inside the gzip stream once; return (top, tables by name). Reads the gzip to its end,
+    which checks its CRC."""
+    top = None
+    tables: dict = {}
+    seen = set()
+    with gzip.GzipFile(fileobj=source, mode='rb') as unzipped:
+        with tarfile.open(fileobj=unzipped, mode='r|', bufsize=CHUNK_BYTES) as archive:
+            for member in archive:
+                member_top, db, name, suffix = _member_place(member)
+                if top is None:
+                    top = member_top
+                elif member_top != top:
+                    raise _unsafe(member, 'is under a second top directory (the first was %r)' % top)
+                if db is None:
+                    continue
+                if member.name in seen:
+                    raise DumpArchiveError('member %r appears twice' % member.name)
+                seen.add(member.name)
+                table = tables.setdefault('%s.%s' % (db, name), ArchivedTable('%s.%s' % (db, name)))
+                table.raw_bytes += member.size
+                stream = archive.extractfile(member)
+                if suffix == INFO_SUFFIX:
+                    _read_info(stream, member, table)
+                elif parse_documents:
+                    table.documents = _DocumentCounter(stream, member.name).count()
+                else:
+                    table.documents = _count_tool_lines(stream, member.name)
+        while unzipped.read(CHUNK_BYTES):
+            continue
+    return top, tables
+
+
+def read_dump_archive(path: str, sha256: str | None = None, parse_documents: bool = True) -> DumpArchive:
+    """Prove a dump archive usable in one streaming pass, or raise DumpArchiveError with a one-line reason.
+
+    A wrong checksum (when `sha256` is given) is reported before any damage found in the content. With
+    parse_documents, every document is parsed, which accepts any layout of the JSON arrays; without, the
+    archive must have the tool's own layout and documents are counted by lines (the gzip CRC still covers
+    every byte).
+    """
+    try:
+        with open(path, 'rb') as stream:
+            source = _HashingReader(stream)
+            damage = None
+            try:
+                top, tables = _read_members(source, parse_documents)
+            except DumpArchiveError as exc:
+                damage = str(exc)
+            except (EOFError, zlib.error, tarfile.TarError, OSError, ValueError) as exc:
+                damage = 'it is truncated or corrupt (%s)' % (str(exc).rstrip('.') or type(exc).__name__)
+            source.drain()
+    except OSError as exc:
+        raise DumpArchiveError('Cannot read archive %s: %s' % (path, exc.strerror or exc))
+    actual = source.digest.hexdigest()
+    if sha256 and actual != sha256.lower():
+        raise DumpArchiveError('Archive %s has sha256 %s, expected %s: it is not the archive that was recorded, or it was damaged'
+                               % (path, actual, sha256.lower()))
+    if damage is None:
+        damage = _layout_problem(tables)
+    if damage:
+        raise DumpArchiveError('Archive %s is not a usable rethinkdb dump: %s' % (path, damage))
+    return DumpArchive(path, actual, source.bytes, top, dict(sorted(tables.items())))
+
+
+def _layout_problem(tables: dict) -> str | None:
+    """Why the tables found are not a dump's, or None: every table needs both its .json and its .info."""
+    if not tables:
+        return 'it holds no tables'
+    for name, table in sorted(tables.items()):
+        if table.primary_key is None:
+            return 'table %s has data but no .info file' % name
+        if table.documents is None:
+            return 'table %s has a .info file but no data (.json)' % name
+    return None
