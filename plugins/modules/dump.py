@@ -1,0 +1,385 @@
+#!/usr/bin/python
+# Copyright: bigchaindb.rethinkdb contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: dump
+short_description: Dump RethinkDB tables into an archive with the driver's rethinkdb dump
+version_added: 0.1.0
+description:
+  - Runs C(rethinkdb dump), the tool of the RethinkDB Python driver, for the chosen tables (BigchainDB's
+    C(bigchain) and C(votes) by default) and writes its C(tar.gz) archive to O(dest).
+  - Checks first that every table exists. After the dump, reads the archive back in one pass and fails unless
+    it holds exactly the chosen tables, each with its data and its description; returns each table's document
+    count, primary key and index names as found in the archive, and the archive's size and sha256.
+  - The tool writes to a temporary name beside O(dest), in a hidden C(.<name>.*.partial) directory, and the
+    archive is renamed to O(dest) only once it has been checked and flushed to disk. O(dest) never holds a
+    partial dump, and a failed run removes every partial file.
+  - A dump holds documents, primary keys, secondary indexes and write hooks, but not the cluster's
+    configuration (shards, replicas, primary replicas, server tags). The C(backup) role stores that
+    configuration beside the dump.
+  - Runs on any host that has the driver and can reach a server of the cluster: a node, or the controller.
+extends_documentation_fragment:
+  - bigchaindb.rethinkdb.login
+options:
+  tables:
+    description:
+      - The tables to dump, as C(database.table) names; a bare C(database) name dumps every table of that
+        database.
+      - A name that is not a table (or a database with tables) of the cluster is an error.
+      - BigchainDB's C(backlog) table holds transactions not yet in a block and is left out by default.
+    type: list
+    elements: str
+    default: [bigchain.bigchain, bigchain.votes]
+  dest:
+    description:
+      - Path of the archive to write, for example C(/var/backups/rethinkdb/bigchain.tar.gz).
+      - Its directory must exist and be writable.
+    type: path
+    required: true
+  force:
+    description:
+      - Replace O(dest) if it exists. Without it, an existing O(dest) is an error and is left alone.
+    type: bool
+    default: false
+  clients:
+    description:
+      - How many tables the tool reads at the same time.
+    type: int
+    default: 3
+  read_outdated:
+    description:
+      - Read with RethinkDB's C(outdated) read mode, which also works when a table has no primary replica
+        available, but may miss the latest writes.
+    type: bool
+    default: false
+  temp_dir:
+    description:
+      - Directory for the tool's uncompressed export, which needs room for the tables' JSON (several times the
+        archive's size). The module makes a private directory inside it and removes it afterwards.
+      - Defaults to the directory of O(dest).
+    type: path
+attributes:
+  check_mode:
+    support: full
+    description: Checks the tables and O(dest) and reports what would be dumped; writes nothing.
+  diff_mode:
+    support: none
+    description: A new archive has no meaningful before and after.
+  idempotent:
+    support: none
+    description: >-
+      Every run takes a new dump of the data as it is now and reports a change. An existing O(dest) is
+      an error unless O(force=true).
+notes:
+  - C(rethinkdb dump) reads each table in primary-key order while writes may go on, so a dump is consistent per
+    document, not a snapshot of one instant. Stop the writers (BigchainDB) first when that matters.
+  - O(connect_timeout) applies to the module's own connection; the tool itself waits up to the driver's
+    default of 20 seconds to connect.
+  - If the module is killed, a hidden C(.<name>.*.partial) directory may stay beside O(dest) (and in
+    O(temp_dir)); it holds nothing else and can be deleted.
+seealso:
+  - module: bigchaindb.rethinkdb.restore
+author:
+  - bigchaindb.rethinkdb contributors (@bigchaindb)
+'''
+
+EXAMPLES = r'''
+- name: Dump BigchainDB's blocks and votes
+  bigchaindb.rethinkdb.dump:
+    login_password_file: /etc/rethinkdb/admin-password
+    dest: /var/backups/rethinkdb/bigchain.tar.gz
+    force: true
+  register: dumped
+
+- name: Show what was dumped
+  ansible.builtin.debug:
+    msg: "{{ dumped.documents }} documents, {{ dumped.bytes }} bytes, sha256 {{ dumped.sha256 }}"
+
+- name: Dump a whole database, staging the uncompressed export on a larger disk
+  bigchaindb.rethinkdb.dump:
+    login_host: db1.example.org
+    tables: [bigchain]
+    dest: /srv/backups/bigchain-full.tar.gz
+    temp_dir: /srv/scratch
+'''
+
+RETURN = r'''
+dest:
+  description: The archive's path.
+  returned: always
+  type: str
+  sample: /var/backups/rethinkdb/bigchain.tar.gz
+bytes:
+  description: The archive's size in bytes.
+  returned: success, not in check mode
+  type: int
+  sample: 1048576
+sha256:
+  description: The archive's sha256, in hex.
+  returned: success, not in check mode
+  type: str
+  sample: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+tables:
+  description:
+    - The dumped tables by C(database.table) name, as found in the archive.
+    - In check mode, the tables that would be dumped, with their primary key and indexes from the cluster and
+      no document count.
+  returned: always
+  type: dict
+  contains:
+    documents:
+      description: Documents of the table in the archive.
+      type: int
+    primary_key:
+      description: The table's primary key.
+      type: str
+    indexes:
+      description: Names of the table's secondary indexes, sorted.
+      type: list
+      elements: str
+  sample:
+    bigchain.votes: {documents: 3000, primary_key: id, indexes: [block_and_voter]}
+documents:
+  description: Documents in the archive, over all tables.
+  returned: success, not in check mode
+  type: int
+  sample: 4200
+seconds:
+  description: Seconds the dump took, from the start of the tool until the archive was in place.
+  returned: success, not in check mode
+  type: float
+  sample: 9.33
+summary:
+  description: The tool's summary line.
+  returned: success, not in check mode
+  type: str
+  sample: 4200 rows exported from 2 tables, with 3 secondary indexes, and 0 hook functions
+cmd:
+  description: The tool's argv. A password reaches the tool through a temporary file, whose path is shown.
+  returned: when the tool ran
+  type: list
+  elements: str
+  sample: [/usr/bin/python3, -m, rethinkdb, dump, --host-name, localhost, --driver-port, "28015", --user, admin]
+rc:
+  description: The tool's exit status.
+  returned: when the tool failed
+  type: int
+stdout:
+  description: The tool's output, progress bars reduced to their last state.
+  returned: when the tool failed
+  type: str
+stderr:
+  description: The tool's error output.
+  returned: when the tool failed
+  type: str
+'''
+
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.archive import fsync_dir
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.driver_tools import (
+    DUMP_SUMMARY,
+    DumpArchiveError,
+    ToolFailure,
+    check_password,
+    make_scratch_dir,
+    os_failure,
+    parse_selector,
+    password_file,
+    read_dump_archive,
+    remove_scratch_dirs,
+    run_tool,
+    tool_argv,
+)
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.rethinkdb import (
+    LOGIN_MUTUALLY_EXCLUSIVE,
+    ReqlError,
+    connect,
+    endpoint,
+    error_text,
+    login_password,
+    rethinkdb_common_argument_spec,
+    system_rows,
+)
+
+DEFAULT_TABLES = ['bigchain.bigchain', 'bigchain.votes']
+OUT_OF_SPACE_ADVICE = 'free some space there, or choose another dest or temp_dir'
+
+
+def writable_directory(path: str) -> str | None:
+    """Why a directory cannot take new files, or None."""
+    if not os.path.isdir(path):
+        return 'does not exist or is not a directory'
+    if not os.access(path, os.W_OK | os.X_OK):
+        return 'is not writable by this user'
+    return None
+
+
+def check_options(module) -> list:
+    """Fail on options that cannot work, before connecting; return the table selectors without repeats."""
+    params = module.params
+    selectors = list(dict.fromkeys(params['tables']))
+    if not selectors:
+        module.fail_json(msg='tables is empty: name the tables (database.table) or databases to dump.')
+    for selector in selectors:
+        try:
+            parse_selector(selector)
+        except ValueError as exc:
+            module.fail_json(msg='tables: %s.' % exc)
+    if params['clients'] < 1:
+        module.fail_json(msg='clients must be at least 1, got %d.' % params['clients'])
+    dest = params['dest']
+    if os.path.isdir(dest):
+        module.fail_json(msg='dest %s is a directory: give the path of the archive file to write.' % dest)
+    if os.path.lexists(dest) and not params['force']:
+        module.fail_json(msg='dest %s already exists: set force: true to replace it, or choose another dest.' % dest)
+    for option, directory in (('dest', os.path.dirname(dest)), ('temp_dir', params['temp_dir'])):
+        problem = directory and writable_directory(directory)
+        if problem:
+            module.fail_json(msg='The directory %s of %s %s.' % (directory, option, problem))
+    try:
+        check_password(login_password(module))
+    except ValueError as exc:
+        module.fail_json(msg='Cannot dump: %s.' % exc)
+    return selectors
+
+
+def chosen_tables(module, selectors: list, table_configs: list) -> dict:
+    """The table_config rows of the chosen tables by 'db.table', or fail naming what does not exist."""
+    by_name = dict(('%s.%s' % (row['db'], row['name']), row) for row in table_configs)
+    known = ', '.join(sorted(by_name)) or 'none'
+    chosen = {}
+    for selector in selectors:
+        db, table = parse_selector(selector)
+        if table is None:
+            names = [name for name in sorted(by_name) if by_name[name]['db'] == db]
+            if not names:
+                module.fail_json(msg='Database %s has no tables on the cluster at %s (tables: %s).' % (db, endpoint(module), known))
+        elif selector in by_name:
+            names = [selector]
+        else:
+            module.fail_json(msg='Table %s does not exist on the cluster at %s (tables: %s).' % (selector, endpoint(module), known))
+        chosen.update((name, by_name[name]) for name in names)
+    return chosen
+
+
+def layout_problem(archived: dict, chosen: dict, selectors: list) -> str | None:
+    """Why the archive's tables are not the ones asked for, or None. Tables created during the dump in a
+    database dumped whole are expected."""
+    missing = sorted(set(chosen) - set(archived))
+    if missing:
+        return 'it lacks %s' % ', '.join(missing)
+    whole_databases = set(db for db, table in map(parse_selector, selectors) if table is None)
+    extra = sorted(name for name in archived if name not in chosen and name.partition('.')[0] not in whole_databases)
+    if extra:
+        return 'it holds tables that were not asked for: %s' % ', '.join(extra)
+    return None
+
+
+def fsync_file(path: str) -> None:
+    """Flush a file the tool wrote (and closed without syncing) to disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def take_dump(module, scratch_dirs: list, selectors: list, chosen: dict) -> dict:
+    """Run the tool into a scratch directory beside dest, check its archive, move it into place.
+
+    Raises ToolFailure; the caller removes scratch_dirs, which this function fills, whatever happens.
+    """
+    params = module.params
+    dest = params['dest']
+    started = time.monotonic()
+    try:
+        scratch_dirs.append(make_scratch_dir(os.path.dirname(dest), '.%s.' % os.path.basename(dest)))
+        tool_temp = scratch_dirs[0]
+        if params['temp_dir']:
+            tool_temp = make_scratch_dir(params['temp_dir'], '.rethinkdb-dump-')
+            scratch_dirs.append(tool_temp)
+    except OSError as exc:
+        raise os_failure('create a temporary directory for the dump', exc, OUT_OF_SPACE_ADVICE)
+    partial = os.path.join(scratch_dirs[0], os.path.basename(dest))
+    with password_file(login_password(module), module.tmpdir) as password_path:
+        argv = tool_argv('dump', dict(params, file=partial, temp_dir=tool_temp, tables=selectors, password_file=password_path))
+        run = run_tool(module, argv)
+    if run.rc != 0:
+        if run.out_of_space():
+            raise ToolFailure('rethinkdb dump ran out of disk space writing to %s: %s.'
+                              % (' and '.join(sorted(set(os.path.dirname(path) for path in scratch_dirs))), OUT_OF_SPACE_ADVICE),
+                              **run.details())
+        raise ToolFailure('rethinkdb dump exited with %d: %s.' % (run.rc, run.reason()), **run.details())
+    try:
+        archive = read_dump_archive(partial, parse_documents=False)
+    except DumpArchiveError as exc:
+        raise ToolFailure('rethinkdb dump wrote an archive that does not check out: %s.' % exc, cmd=argv)
+    problem = layout_problem(archive.tables, chosen, selectors)
+    if problem:
+        raise ToolFailure('rethinkdb dump wrote an archive that does not match the tables asked for: %s.' % problem, cmd=argv)
+    if os.path.lexists(dest) and not params['force']:
+        raise ToolFailure('dest %s appeared while the dump ran: set force: true to replace it, or choose another dest.' % dest, cmd=argv)
+    try:
+        fsync_file(partial)
+        os.replace(partial, dest)
+        fsync_dir(os.path.dirname(dest))
+    except OSError as exc:
+        raise os_failure('move the archive to %s' % dest, exc, OUT_OF_SPACE_ADVICE)
+    tables = dict((name, table.facts()) for name, table in archive.tables.items())
+    return dict(
+        dest=dest,
+        bytes=archive.bytes,
+        sha256=archive.sha256,
+        tables=tables,
+        documents=sum(table['documents'] for table in tables.values()),
+        seconds=round(time.monotonic() - started, 3),
+        summary=run.summary(DUMP_SUMMARY),
+        cmd=argv,
+    )
+
+
+def main():
+    argument_spec = rethinkdb_common_argument_spec()
+    argument_spec.update(
+        tables=dict(type='list', elements='str', default=DEFAULT_TABLES),
+        dest=dict(type='path', required=True),
+        force=dict(type='bool', default=False),
+        clients=dict(type='int', default=3),
+        read_outdated=dict(type='bool', default=False),
+        temp_dir=dict(type='path'),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=LOGIN_MUTUALLY_EXCLUSIVE, supports_check_mode=True)
+    module.params['dest'] = os.path.abspath(module.params['dest'])
+    selectors = check_options(module)
+    r, connection = connect(module)
+    try:
+        chosen = chosen_tables(module, selectors, system_rows(r, connection, 'table_config'))
+    except ReqlError as exc:
+        module.fail_json(msg='Reading the tables of the cluster at %s failed: %s.' % (endpoint(module), error_text(exc)))
+    finally:
+        connection.close()
+    if module.check_mode:
+        planned = dict((name, dict(primary_key=row['primary_key'], indexes=sorted(row.get('indexes', [])))) for name, row in chosen.items())
+        module.exit_json(changed=True, dest=module.params['dest'], tables=planned)
+    scratch_dirs: list = []
+    try:
+        outcome = take_dump(module, scratch_dirs, selectors, chosen)
+    except ToolFailure as exc:
+        outcome = exc
+    finally:
+        for problem in remove_scratch_dirs(scratch_dirs):
+            module.warn(problem)
+    if isinstance(outcome, ToolFailure):
+        module.fail_json(msg=str(outcome), **outcome.details)
+    module.exit_json(changed=True, **outcome)
+
+
+if __name__ == '__main__':
+    main()
