@@ -334,7 +334,10 @@ class _DocumentCounter:
         return found
 
     def _skip_document(self) -> None:
-        if self._peek() != '{':
+        found = self._peek()
+        if not found:
+            raise self._defect('ends before its JSON array is closed')
+        if found != '{':
             raise self._defect('holds something other than a JSON object where a document should be')
         while True:
             try:

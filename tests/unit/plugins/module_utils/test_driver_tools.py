@@ -333,6 +333,7 @@ def test_an_empty_archive_is_refused(tmp_path):
     (b'{"id": 1}', "expected '\\['"),
     (b'[{"id": 1},\n{"id": 2}', "expected ',' or '\\]', found the end of the data"),
     (b'[{"id": 1}, {"id": ', 'not valid JSON'),
+    (b'[{"id": 1},\n', 'ends before its JSON array is closed'),
     (b'[{"id": 1}, 2]', 'something other than a JSON object'),
     (b'[{"id": 1}]\n[{"id": 2}]', 'data after the end'),
     (b'[{"id": 1},]', 'something other than a JSON object'),

@@ -1,0 +1,402 @@
+#!/usr/bin/python
+# Copyright: bigchaindb.rethinkdb contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: restore
+short_description: Restore RethinkDB tables from a dump archive with the driver's rethinkdb restore
+version_added: 0.1.0
+description:
+  - Loads tables from an archive made by M(bigchaindb.rethinkdb.dump) (or by C(rethinkdb dump)) into a
+    cluster with C(rethinkdb restore), the tool of the RethinkDB Python driver, then counts the documents of
+    every restored table and fails unless they match the archive.
+  - Nothing touches the cluster before the archive is proven good. In this order, the module checks that the
+    archive exists, that its sha256 is O(sha256) when given, and that it reads to the end as a dump archive:
+    only C(<top>/<db>/<table>.json) and C(.info) files with safe names, every table with both, every
+    C(.json) a JSON array of documents. A truncated or damaged archive fails here, with a one-line reason.
+    Then it checks the free space for the unpacked tables, and refuses tables that already exist unless
+    O(force=true).
+  - Tables are created with one replica; the tool does not restore shards, replicas or primary replicas.
+    The C(restore) role puts the saved configuration back afterwards with M(bigchaindb.rethinkdb.replicas).
+  - Runs on any host that has the driver and can reach a server of the cluster: a node, or the controller.
+extends_documentation_fragment:
+  - bigchaindb.rethinkdb.login
+options:
+  archive:
+    description:
+      - The dump archive (C(tar.gz)) on the host that runs the module.
+    type: path
+    required: true
+  sha256:
+    description:
+      - The archive's expected sha256, in hex, for example from a backup set's manifest. Checked before anything
+        else is done with the archive.
+    type: str
+  tables:
+    description:
+      - The tables to restore, as C(database.table) names; a bare C(database) name restores every table of that
+        database in the archive.
+      - Every table in the archive when unset. A name that is not in the archive is an error.
+    type: list
+    elements: str
+  force:
+    description:
+      - Restore into tables that already exist. Documents of the archive replace the table's documents with the
+        same primary key; the table's other documents stay. The table's primary key must be the archive's.
+      - Without it, a table that exists is an error and nothing is restored.
+    type: bool
+    default: false
+  create_indexes:
+    description:
+      - Create the archive's secondary indexes (and write hooks) on the restored tables, and wait until they are
+        built. V(false) restores documents only.
+    type: bool
+    default: true
+  clients:
+    description:
+      - How many connections the tool writes with.
+    type: int
+    default: 3
+  hard_durability:
+    description:
+      - Write with hard durability (each batch on disk before it is acknowledged). Slower, uses less memory.
+        The counts are checked either way.
+    type: bool
+    default: false
+  temp_dir:
+    description:
+      - Directory in which the tool unpacks the chosen tables, uncompressed, before loading them. The module
+        checks that it has room for them, makes a private directory inside it and removes it afterwards.
+      - Defaults to the system's temporary directory.
+    type: path
+attributes:
+  check_mode:
+    support: full
+    description: >-
+      Runs every check of the archive, the free space and the existing tables, and reports what would be
+      restored; changes nothing.
+  diff_mode:
+    support: none
+    description: The documents loaded are not shown.
+  idempotent:
+    support: none
+    description: >-
+      Every run loads the archive and reports a change. A second run fails on the tables the first one created,
+      unless O(force=true), which replaces their documents with the archive's again.
+notes:
+  - A tool that fails halfway may leave tables created and partly loaded; the failure names them. Drop them, or
+    run again with O(force=true).
+  - O(connect_timeout) applies to the module's own connections; the tool itself waits up to the driver's
+    default of 20 seconds to connect.
+seealso:
+  - module: bigchaindb.rethinkdb.dump
+  - module: bigchaindb.rethinkdb.replicas
+author:
+  - bigchaindb.rethinkdb contributors (@bigchaindb)
+'''
+
+EXAMPLES = r'''
+- name: Restore BigchainDB's tables from a checked archive
+  bigchaindb.rethinkdb.restore:
+    login_password_file: /etc/rethinkdb/admin-password
+    archive: /var/backups/rethinkdb/bigchain.tar.gz
+    sha256: "{{ part.sha256 }}"
+  run_once: true
+  register: restored
+
+- name: Put only the votes back into the existing table, replacing documents with the same key
+  bigchaindb.rethinkdb.restore:
+    archive: /var/backups/rethinkdb/bigchain.tar.gz
+    tables: [bigchain.votes]
+    force: true
+    temp_dir: /srv/scratch
+'''
+
+RETURN = r'''
+tables:
+  description: The restored tables (in check mode, the tables that would be restored) by C(database.table) name.
+  returned: always
+  type: dict
+  contains:
+    documents:
+      description: Documents of the table in the archive.
+      type: int
+    documents_after:
+      description: Documents in the table after the restore; null in check mode.
+      type: int
+    existed:
+      description: Whether the table existed before the restore (only possible with O(force=true)).
+      type: bool
+  sample:
+    bigchain.votes: {documents: 3000, documents_after: 3000, existed: false}
+documents:
+  description: Documents in the archive over the restored tables.
+  returned: always
+  type: int
+  sample: 4200
+seconds:
+  description: Seconds the restore took, from the start of the tool until the counts were checked.
+  returned: success, not in check mode
+  type: float
+  sample: 12.5
+summary:
+  description: The tool's summary line.
+  returned: success, not in check mode
+  type: str
+  sample: 4200 rows imported to 2 tables in 11.92 secs
+sha256:
+  description: The archive's sha256, in hex.
+  returned: always
+  type: str
+  sample: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+cmd:
+  description: The tool's argv. A password reaches the tool through a temporary file, whose path is shown.
+  returned: when the tool ran
+  type: list
+  elements: str
+  sample: [/usr/bin/python3, -m, rethinkdb, restore, /var/backups/rethinkdb/bigchain.tar.gz, --host-name, localhost]
+rc:
+  description: The tool's exit status.
+  returned: when the tool failed
+  type: int
+stdout:
+  description: The tool's output, progress bars reduced to their last state.
+  returned: when the tool failed
+  type: str
+stderr:
+  description: The tool's error output.
+  returned: when the tool failed
+  type: str
+'''
+
+import os
+import re
+import shutil
+import tempfile
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.driver_tools import (
+    RESTORE_SUMMARY,
+    DumpArchiveError,
+    ToolFailure,
+    check_password,
+    make_scratch_dir,
+    os_failure,
+    parse_selector,
+    password_file,
+    read_dump_archive,
+    remove_scratch_dirs,
+    run_tool,
+    tool_argv,
+)
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.rethinkdb import (
+    LOGIN_MUTUALLY_EXCLUSIVE,
+    NotReadyError,
+    ReqlError,
+    connect,
+    endpoint,
+    error_text,
+    login_password,
+    rethinkdb_common_argument_spec,
+    split_table_name,
+    system_rows,
+    wait_ready,
+)
+
+SHA256_PATTERN = re.compile(r'^[0-9A-Fa-f]{64}$')
+OUT_OF_SPACE_ADVICE = 'free some space there, or set temp_dir to a directory with more room'
+READY_TIMEOUT = 120
+
+
+def check_options(module) -> str:
+    """Fail on options that cannot work, before reading the archive; return the directory to unpack in."""
+    params = module.params
+    if not os.path.isfile(params['archive']):
+        module.fail_json(msg='Archive %s does not exist or is not a file.' % params['archive'])
+    if params['sha256'] and not SHA256_PATTERN.match(params['sha256']):
+        module.fail_json(msg='sha256 %r is not a sha256 in hex (64 characters).' % params['sha256'])
+    for selector in params['tables'] or ():
+        try:
+            parse_selector(selector)
+        except ValueError as exc:
+            module.fail_json(msg='tables: %s.' % exc)
+    if params['tables'] == []:
+        module.fail_json(msg='tables is empty: name the tables to restore, or leave it unset to restore them all.')
+    if params['clients'] < 1:
+        module.fail_json(msg='clients must be at least 1, got %d.' % params['clients'])
+    unpack_parent = params['temp_dir'] or tempfile.gettempdir()
+    if not os.path.isdir(unpack_parent) or not os.access(unpack_parent, os.W_OK | os.X_OK):
+        module.fail_json(msg='temp_dir %s does not exist or is not writable by this user.' % unpack_parent)
+    try:
+        check_password(login_password(module))
+    except ValueError as exc:
+        module.fail_json(msg='Cannot restore: %s.' % exc)
+    return unpack_parent
+
+
+def chosen_tables(module, archive) -> list:
+    """The archive's tables to restore ('db.table' names), or fail naming what the archive lacks."""
+    selectors = module.params['tables']
+    if not selectors:
+        return list(archive.tables)
+    known = ', '.join(archive.tables)
+    chosen: dict = {}
+    for selector in selectors:
+        db, table = parse_selector(selector)
+        names = [name for name in archive.tables if name == selector or (table is None and name.partition('.')[0] == db)]
+        if not names:
+            module.fail_json(msg='%s %s is not in the archive %s (tables: %s).'
+                             % ('Table' if table else 'Database', selector, archive.path, known))
+        chosen.update((name, True) for name in names)
+    return list(chosen)
+
+
+def check_free_space(module, archive, names: list, unpack_parent: str) -> None:
+    """Fail unless the unpack directory has room for the chosen tables, uncompressed."""
+    needed = sum(archive.tables[name].raw_bytes for name in names)
+    free = shutil.disk_usage(unpack_parent).free
+    if free < needed:
+        module.fail_json(msg='Not enough space in %s to unpack the archive: it needs %d bytes, %d are free; %s.'
+                         % (unpack_parent, needed, free, OUT_OF_SPACE_ADVICE))
+
+
+def existing_tables(module, r, connection, archive, names: list) -> dict:
+    """The chosen tables that exist on the cluster, with their primary keys; fail where restoring cannot go on."""
+    try:
+        configs = system_rows(r, connection, 'table_config')
+    except ReqlError as exc:
+        module.fail_json(msg='Reading the tables of the cluster at %s failed: %s.' % (endpoint(module), error_text(exc)))
+    keys = dict(('%s.%s' % (row['db'], row['name']), row['primary_key']) for row in configs)
+    existing = dict((name, keys[name]) for name in names if name in keys)
+    if existing and not module.params['force']:
+        pronoun = 'it' if len(existing) == 1 else 'them'
+        module.fail_json(msg='%s already exist%s on the cluster at %s: set force: true to restore into %s (documents with the same '
+                             'primary key are replaced), or drop %s first.'
+                             % (', '.join(existing), 's' if len(existing) == 1 else '', endpoint(module), pronoun, pronoun))
+    for name, primary_key in existing.items():
+        if primary_key != archive.tables[name].primary_key:
+            module.fail_json(msg="%s exists on the cluster at %s with primary key %s, but the archive's is %s: drop the table to restore it."
+                             % (name, endpoint(module), primary_key, archive.tables[name].primary_key))
+    return existing
+
+
+def created_tables(r, connection, existing: dict, names: list) -> list:
+    """Which of the chosen tables exist now that did not before, after a failed restore; [] when the cluster
+    cannot tell, so that the restore's own failure is what the task reports."""
+    try:
+        configs = system_rows(r, connection, 'table_config')
+    except ReqlError:
+        return []
+    present = set('%s.%s' % (row['db'], row['name']) for row in configs)
+    return [name for name in names if name in present and name not in existing]
+
+
+def count_restored(module, names: list) -> dict:
+    """Documents in each restored table once it is ready for reads."""
+    r, connection = connect(module)
+    try:
+        tables = [split_table_name(name) for name in names]
+        wait_ready(r, connection, tables, 'ready_for_reads', READY_TIMEOUT)
+        return dict((name, r.db(db).table(table).count().run(connection)) for name, (db, table) in zip(names, tables))
+    except (ReqlError, NotReadyError) as exc:
+        raise ToolFailure('rethinkdb restore finished, but the restored tables cannot be counted on the cluster at %s: %s.'
+                          % (endpoint(module), error_text(exc)))
+    finally:
+        connection.close()
+
+
+def count_problems(plan: dict) -> list:
+    """A sentence for each table whose count after the restore does not fit the archive's."""
+    problems = []
+    for name, table in plan.items():
+        after, expected = table['documents_after'], table['documents']
+        if (after < expected) if table['existed'] else (after != expected):
+            problems.append('%s has %d documents after the restore, the archive holds %d' % (name, after, expected))
+    return problems
+
+
+def run_restore(module, scratch_dirs: list, archive, plan: dict, unpack_parent: str) -> dict:
+    """Run the tool, then count every restored table on a new connection. Raises ToolFailure; the caller
+    removes scratch_dirs."""
+    params = module.params
+    started = time.monotonic()
+    try:
+        scratch_dirs.append(make_scratch_dir(unpack_parent, 'rethinkdb-restore-'))
+    except OSError as exc:
+        raise os_failure('create a temporary directory in %s' % unpack_parent, exc, OUT_OF_SPACE_ADVICE)
+    names = list(plan)
+    with password_file(login_password(module), module.tmpdir) as password_path:
+        argv = tool_argv('restore', dict(params, temp_dir=scratch_dirs[0], tables=names if params['tables'] else [], password_file=password_path),
+                         positional=(archive.path,))
+        run = run_tool(module, argv)
+    if run.rc != 0 and run.out_of_space():
+        raise ToolFailure('rethinkdb restore ran out of disk space unpacking in %s: %s.' % (unpack_parent, OUT_OF_SPACE_ADVICE), **run.details())
+    if run.rc != 0:
+        raise ToolFailure('rethinkdb restore exited with %d: %s.' % (run.rc, run.reason()), **run.details())
+    for name, documents in count_restored(module, names).items():
+        plan[name]['documents_after'] = documents
+    problems = count_problems(plan)
+    if problems:
+        raise ToolFailure('The restore did not load the archive fully: %s.' % '; '.join(problems), tables=plan, cmd=argv)
+    return dict(
+        tables=plan,
+        documents=sum(table['documents'] for table in plan.values()),
+        seconds=round(time.monotonic() - started, 3),
+        summary=run.summary(RESTORE_SUMMARY),
+        sha256=archive.sha256,
+        cmd=argv,
+    )
+
+
+def main():
+    argument_spec = rethinkdb_common_argument_spec()
+    argument_spec.update(
+        archive=dict(type='path', required=True),
+        sha256=dict(type='str'),
+        tables=dict(type='list', elements='str'),
+        force=dict(type='bool', default=False),
+        create_indexes=dict(type='bool', default=True),
+        clients=dict(type='int', default=3),
+        hard_durability=dict(type='bool', default=False),
+        temp_dir=dict(type='path'),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=LOGIN_MUTUALLY_EXCLUSIVE, supports_check_mode=True)
+    module.params['archive'] = os.path.abspath(module.params['archive'])
+    unpack_parent = check_options(module)
+    try:
+        archive = read_dump_archive(module.params['archive'], module.params['sha256'])
+    except DumpArchiveError as exc:
+        module.fail_json(msg='%s.' % exc)
+    names = chosen_tables(module, archive)
+    check_free_space(module, archive, names, unpack_parent)
+    r, connection = connect(module)
+    try:
+        existing = existing_tables(module, r, connection, archive, names)
+        plan = dict((name, dict(documents=archive.tables[name].documents, documents_after=None, existed=name in existing)) for name in names)
+        if module.check_mode:
+            module.exit_json(changed=True, tables=plan, documents=sum(table['documents'] for table in plan.values()), sha256=archive.sha256)
+        scratch_dirs: list = []
+        try:
+            outcome = run_restore(module, scratch_dirs, archive, plan, unpack_parent)
+        except ToolFailure as exc:
+            outcome = exc
+            created = created_tables(r, connection, existing, names) if 'rc' in exc.details else []
+            if created:
+                outcome = ToolFailure('%s Tables it created: %s; drop them, or restore again with force: true.' % (exc, ', '.join(created)),
+                                      **exc.details)
+        finally:
+            for problem in remove_scratch_dirs(scratch_dirs):
+                module.warn(problem)
+    finally:
+        connection.close()
+    if isinstance(outcome, ToolFailure):
+        module.fail_json(msg=str(outcome), changed='cmd' in outcome.details, **outcome.details)
+    module.exit_json(changed=True, **outcome)
+
+
+if __name__ == '__main__':
+    main()
