@@ -1,0 +1,103 @@
+# Copyright: bigchaindb.rethinkdb contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters the backup and restore roles use to turn module results into backup set records."""
+
+from __future__ import annotations
+
+import datetime
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.backup_set import format_time
+
+
+def manifest_tables(info: dict, names: list, counts: dict) -> list:
+    """The manifest's `tables`: each named table's layout from an info result, with its document count.
+
+    `counts` maps each name to a count, or to a dict with `documents` (as the dump module reports tables).
+    """
+    rows = []
+    for name in names:
+        if name not in info['tables']:
+            raise AnsibleFilterError('manifest_tables: %s is not among the tables that info reported' % name)
+        table = info['tables'][name]
+        count = counts[name]['documents'] if isinstance(counts[name], dict) else counts[name]
+        rows.append(dict(db=table['db'], name=table['name'], documents=int(count), primary_key=table['primary_key'],
+                         indexes=table['indexes'], shards=table['shards'], replicas=table['replicas'],
+                         primary_replicas=table['primary_replicas']))
+    return rows
+
+
+def replica_layout(cluster: dict, name: str) -> dict:
+    """Options for the replicas module that give a table back the layout cluster.json recorded.
+
+    Servers may have other names after a restore, so the layout is kept by count, and by server tag when
+    the table's replicas sat on servers with tags of their own (one replication tag per server).
+    """
+    config = cluster['tables'][name]['config']
+    shards = config['shards']
+    tags = dict((server['name'], [tag for tag in server['tags'] if tag != 'default']) for server in cluster['servers'])
+    first = shards[0]
+    replica_tags = [tags.get(server, []) for server in first['replicas']]
+    if not all(len(server_tags) == 1 for server_tags in replica_tags):
+        return dict(shards=len(shards), replicas=len(first['replicas']), primary_replica_tag=None, nonvoting_replica_tags=[])
+    per_tag: dict = {}
+    for (tag,) in replica_tags:
+        per_tag[tag] = per_tag.get(tag, 0) + 1
+    nonvoting = sorted(set(tags[server][0] for server in first.get('nonvoting_replicas', [])))
+    return dict(shards=len(shards), replicas=per_tag, primary_replica_tag=tags[first['primary_replica']][0],
+                nonvoting_replica_tags=nonvoting)
+
+
+def snapshot_record(nodes: list, backend: str, barrier_at: float) -> dict:
+    """The manifest's `snapshot`: barrier, skew and each node's capture.
+
+    `nodes` holds, per node, {server, host, taken_at (epoch seconds), freeze_ms}.
+    """
+    instants = [float(node['taken_at']) for node in nodes]
+    return dict(
+        backend=backend,
+        barrier_at=iso_time(barrier_at),
+        skew_ms=round((max(instants) - min(instants)) * 1000, 3),
+        nodes=[dict(server=node['server'], host=node['host'], taken_at=iso_time(node['taken_at']), freeze_ms=float(node['freeze_ms']))
+               for node in sorted(nodes, key=lambda node: node['server'])],
+    )
+
+
+def backup_lines(report: dict, report_path: str = '') -> list:
+    """A backup report (its manifest and what the role added) as lines for people to read."""
+    lines = [
+        'backup set %s (%s) committed at %s' % (report['set_id'], report['method'], report['path']),
+        '%d tables, %s documents, %.1f MB in %d part(s), %.1f s; every part checked (size and sha256) after the transfer' % (
+            len(report['tables']), format(report['documents'], ','), report['bytes'] / 1e6, len(report['parts']), report['seconds']),
+    ]
+    for table in report['tables']:
+        lines.append('  %s.%s: %s documents, %d shard(s) x %d replica(s)' % (
+            table['db'], table['name'], format(table['documents'], ','), table['shards'], table['replicas']))
+    snapshot = report.get('snapshot')
+    if snapshot:
+        lines.append('snapshot: %s at barrier %s, skew %.1f ms' % (snapshot['backend'], snapshot['barrier_at'], snapshot['skew_ms']))
+        for node in snapshot['nodes']:
+            lines.append('  %s (%s): taken at %s, writes blocked %.0f ms' % (node['server'], node['host'], node['taken_at'], node['freeze_ms']))
+    lines.append('pruned: %s' % (', '.join(report.get('pruned') or []) or 'nothing'))
+    if report_path:
+        lines.append('report: %s' % report_path)
+    return lines
+
+
+def iso_time(epoch: float) -> str:
+    """Seconds since the epoch as the backup set format writes times (UTC, milliseconds, Z)."""
+    return format_time(datetime.datetime.fromtimestamp(float(epoch), datetime.timezone.utc))
+
+
+class FilterModule:
+    """bigchaindb.rethinkdb filters for backup sets."""
+
+    def filters(self):
+        return {
+            'manifest_tables': manifest_tables,
+            'replica_layout': replica_layout,
+            'snapshot_record': snapshot_record,
+            'iso_time': iso_time,
+            'backup_lines': backup_lines,
+        }
