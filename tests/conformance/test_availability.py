@@ -108,3 +108,12 @@ def test_restarted_replica_catches_up(r, cluster, conn, db):
         assert table.count().run(connection, read_mode='outdated') == 119
         assert table.get(0).run(connection, read_mode='outdated') is None
         assert table.get(100)['phase'].run(connection, read_mode='outdated') == 'while away'
+
+
+def test_indexes_with_a_stopped_replica(r, conn, node3_down):
+    db = node3_down
+    spread = r.db(db).table('spread')
+    assert spread.index_create('id_copy', r.row['id']).run(conn) == {'created': 1}
+    waited = spread.index_wait('id_copy').run(conn)
+    assert [(status['index'], status['ready']) for status in waited] == [('id_copy', True)]
+    assert spread.get_all(3, index='id_copy').count().run(conn) == 1

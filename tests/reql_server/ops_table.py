@@ -412,7 +412,7 @@ def _index_statuses(ctx: Context, table: Table, names: list) -> list:
         definition = indexes[name]
         ready = True
         for shard in layout(meta):
-            for server in shard.replicas:
+            for server in (server for server in shard.replicas if ctx.node.replicas.alive(server)):
                 request = {'table': table.id, 'index': name, 'definition': definition}
                 answer = ctx.node.peer_call(server, 'index_ready', request)
                 ready = ready and bool(answer)
