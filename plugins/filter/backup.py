@@ -85,6 +85,44 @@ def backup_lines(report: dict, report_path: str = '') -> list:
     return lines
 
 
+def count_check(info: dict, manifest: dict, names: list, documents_after: dict | None = None, at_least: bool = False) -> list:
+    """Compare each restored table's document count (from an info result) with what the set holds.
+
+    A dump holds an exact count. A snapshot of a live cluster holds what was there at the barrier: at least the
+    count taken before it and at most the count taken after it (`documents_after`, from cluster.json).
+    With `at_least` (a dump restored into tables that already had documents) any count from the set's up is right.
+    """
+    recorded = dict(('%s.%s' % (table['db'], table['name']), table['documents']) for table in manifest['tables'])
+    checks = []
+    for name in names:
+        found = info['tables'][name].get('documents')
+        bounds = sorted([recorded[name], (documents_after or {}).get(name, recorded[name])])
+        if at_least:
+            bounds[1] = None
+        checks.append(dict(table=name, expected_min=bounds[0], expected_max=bounds[1], found=found,
+                           ok=found is not None and bounds[0] <= found and (bounds[1] is None or found <= bounds[1])))
+    return checks
+
+
+def restore_lines(report: dict, report_path: str = '') -> list:
+    """A restore report as lines for people to read."""
+    lines = ['restored backup set %s (%s) in %.1f s' % (report['set_id'], report['method'], report['seconds'])]
+    for check in report['counts']:
+        if check['expected_max'] is None:
+            expected = 'at least %s' % format(check['expected_min'], ',')
+        elif check['expected_min'] == check['expected_max']:
+            expected = format(check['expected_min'], ',')
+        else:
+            expected = '%s to %s' % (format(check['expected_min'], ','), format(check['expected_max'], ','))
+        lines.append('  %s: %s documents (set: %s) %s' % (
+            check['table'], 'unknown' if check['found'] is None else format(check['found'], ','), expected, 'ok' if check['ok'] else 'MISMATCH'))
+    for host, path in sorted((report.get('moved_aside') or {}).items()):
+        lines.append('  %s: previous data directory kept at %s' % (host, path))
+    if report_path:
+        lines.append('report: %s' % report_path)
+    return lines
+
+
 def iso_time(epoch: float) -> str:
     """Seconds since the epoch as the backup set format writes times (UTC, milliseconds, Z)."""
     return format_time(datetime.datetime.fromtimestamp(float(epoch), datetime.timezone.utc))
@@ -100,4 +138,6 @@ class FilterModule:
             'snapshot_record': snapshot_record,
             'iso_time': iso_time,
             'backup_lines': backup_lines,
+            'count_check': count_check,
+            'restore_lines': restore_lines,
         }
