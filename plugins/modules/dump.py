@@ -20,7 +20,7 @@ description:
   - A dump holds documents, primary keys, secondary indexes and write hooks, but not the cluster's
     configuration (shards, replicas, primary replicas, server tags). The C(backup) role stores that
     configuration beside the dump.
-  - Runs on any host that has the driver and can reach a server of the cluster: a node, or the controller.
+  - Runs on any host that has the driver and can reach a server of the cluster, a node or the controller.
 extends_documentation_fragment:
   - bigchaindb.rethinkdb.login
 options:

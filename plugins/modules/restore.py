@@ -13,14 +13,14 @@ description:
     cluster with C(rethinkdb restore), the tool of the RethinkDB Python driver, then counts the documents of
     every restored table and fails unless they match the archive.
   - Nothing touches the cluster before the archive is proven good. In this order, the module checks that the
-    archive exists, that its sha256 is O(sha256) when given, and that it reads to the end as a dump archive:
+    archive exists, that its sha256 is O(sha256) when given, and that it reads to the end as a dump archive, with
     only C(<top>/<db>/<table>.json) and C(.info) files with safe names, every table with both, every
     C(.json) a JSON array of documents. A truncated or damaged archive fails here, with a one-line reason.
     Then it checks the free space for the unpacked tables, and refuses tables that already exist unless
     O(force=true).
   - Tables are created with one replica; the tool does not restore shards, replicas or primary replicas.
     The C(restore) role puts the saved configuration back afterwards with M(bigchaindb.rethinkdb.replicas).
-  - Runs on any host that has the driver and can reach a server of the cluster: a node, or the controller.
+  - Runs on any host that has the driver and can reach a server of the cluster, a node or the controller.
 extends_documentation_fragment:
   - bigchaindb.rethinkdb.login
 options:

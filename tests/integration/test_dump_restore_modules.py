@@ -181,8 +181,8 @@ def test_restore_refuses_existing_tables_and_bad_archives_before_any_change(load
         'bigchain.bigchain already exists on the cluster at localhost:%d: set force: true to restore into it (documents with the same '
         'primary key are replaced), or drop it first.' % cluster.node(1).driver_port)
     assert run.result('corrupted')['msg'].startswith('Archive %s is not a usable rethinkdb dump: ' % corrupted)
-    assert run.result('corrupted with checksum')['msg'].startswith('Archive %s has sha256 %s, expected %s: '
-                                                                    % (corrupted, file_sha256(corrupted), dumped['sha256']))
+    checksum_message = 'Archive %s has sha256 %s, expected %s: ' % (corrupted, file_sha256(corrupted), dumped['sha256'])
+    assert run.result('corrupted with checksum')['msg'].startswith(checksum_message)
     assert run.result('truncated')['msg'].startswith('Archive %s is not a usable rethinkdb dump: it is truncated or corrupt' % truncated)
     assert failed_tasks(run) == ['existing', 'corrupted', 'corrupted with checksum', 'truncated']
     for task in failed_tasks(run):

@@ -243,7 +243,8 @@ def test_an_archive_with_a_table_not_asked_for_fails(cluster, tool, backups, cap
 
     result = run_module(dump.main, {'dest': str(backups / 'd.tar.gz')}, capsys)
 
-    assert result['msg'] == 'rethinkdb dump wrote an archive that does not match the tables asked for: it holds tables that were not asked for: bigchain.backlog.'
+    assert result['msg'] == ('rethinkdb dump wrote an archive that does not match the tables asked for: '
+                             'it holds tables that were not asked for: bigchain.backlog.')
 
 
 def test_check_mode_checks_and_writes_nothing(cluster, tool, backups, capsys):
