@@ -24,6 +24,7 @@ import tarfile
 import tempfile
 import time
 import zlib
+from collections.abc import Callable
 
 CHUNK_BYTES = 1024 * 1024
 # The .info of a table holds its primary key, index functions and write hook: small.
@@ -57,19 +58,19 @@ _WHITESPACE = re.compile(r'[ \t\n\r]*')
 _DECODER = json.JSONDecoder()
 
 
-def _value(flag: str):
+def _value(flag: str) -> Callable:
     return lambda value: [] if value is None else [flag, str(value)]
 
 
-def _flag(flag: str):
+def _flag(flag: str) -> Callable:
     return lambda value: [flag] if value else []
 
 
-def _flag_unless(flag: str):
+def _flag_unless(flag: str) -> Callable:
     return lambda value: [] if value else [flag]
 
 
-def _each(flag: str):
+def _each(flag: str) -> Callable:
     return lambda values: [part for value in values or () for part in (flag, value)]
 
 

@@ -50,8 +50,8 @@ options:
     default: false
   create_indexes:
     description:
-      - Create the archive's secondary indexes (and write hooks) on the restored tables, and wait until they are
-        built. V(false) restores documents only.
+      - Create the archive's secondary indexes on the restored tables, and wait until they are built.
+      - V(false) restores the documents without their indexes. Write hooks are restored either way.
     type: bool
     default: true
   clients:
