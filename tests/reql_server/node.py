@@ -79,6 +79,7 @@ class Node:
         self._peer_status: dict = {}
         self._lock = threading.RLock()
         self._index_functions: dict = {}
+        self.stopping = threading.Event()
         bind_hosts = ['0.0.0.0'] if 'all' in options.bind else options.bind
         self.mesh = Mesh(self, bind_hosts, options.cluster_port, [self._address(item) for item in options.join])
         self.replicas = ReplicaManager(self)
@@ -125,6 +126,11 @@ class Node:
     def name(self) -> str:
         """This server's name."""
         return self.metadata.get('server/' + self.server_id)['name']
+
+    def pause(self, seconds: float) -> None:
+        """Sleep between polls of a waiting query; a stopping server ends the wait with the real error."""
+        if self.stopping.wait(seconds):
+            raise errors.op_indeterminate('Server is shutting down.')
 
     # -- peers
 

@@ -138,7 +138,7 @@ def _wait_until(ctx, table_id: str, level: str, timeout: float | None) -> bool:
             return True
         if deadline is not None and time.time() >= deadline:
             return False
-        time.sleep(pause)
+        ctx.node.pause(pause)
         pause = min(pause * 2, 0.2)
 
 

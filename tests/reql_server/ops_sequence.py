@@ -230,6 +230,8 @@ def _pluck_field(ctx: Context, target, field: str):
 def _bracket(ctx, node, scope):
     target = arg(ctx, node, 0, scope)
     key = to_datum(arg(ctx, node, 1, scope))
+    if isinstance(target, dict) and isinstance(key, str) and key in target and datum.ptype(target) != 'BINARY':
+        return target[key]
     if datum.is_number(key):
         return nth_value(ctx, target, as_int(key))
     if not isinstance(key, str):
@@ -244,6 +246,8 @@ def _bracket(ctx, node, scope):
 def _get_field(ctx, node, scope):
     target = arg(ctx, node, 0, scope)
     field = as_string(arg(ctx, node, 1, scope))
+    if isinstance(target, dict) and field in target and datum.ptype(target) != 'BINARY':
+        return target[field]
     if _is_sequence(target):
         return _pluck_field(ctx, target, field)
     return get_field(to_datum(target), field)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-import time
-
 from . import blobs, datum, errors, terms
 from .blobs import write_hook_datum
 from .evaluator import (
@@ -437,7 +435,7 @@ def _index_wait(ctx, node, scope):
         rows = _index_statuses(ctx, table, names)
         if all(row['ready'] for row in rows):
             return rows
-        time.sleep(pause)
+        ctx.node.pause(pause)
         pause = min(pause * 2, 0.5)
 
 

@@ -6,6 +6,7 @@ import concurrent.futures
 import logging
 import socket
 import threading
+import time
 
 from . import ops_admin, ops_datum, ops_sequence, ops_table  # noqa: F401  pylint: disable=unused-import
 from .node import Node, Options
@@ -13,6 +14,38 @@ from .wire import ClientConnection
 
 LOG = logging.getLogger('reql_server')
 QUERY_THREADS = 128
+DRAIN_SECONDS = 15.0
+
+
+class QueryPool:
+    """Runs queries on threads, and lets a stopping server wait for the ones in flight."""
+
+    def __init__(self, size: int):
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=size, thread_name_prefix='query')
+        self._running = 0
+        self._idle = threading.Condition()
+
+    def submit(self, function, *args) -> None:
+        """Run function(*args) on a query thread."""
+        with self._idle:
+            self._running += 1
+        self._executor.submit(self._run, function, args)
+
+    def _run(self, function, args) -> None:
+        try:
+            function(*args)
+        finally:
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
+
+    def drain(self, timeout: float) -> None:
+        """Take no more work; wait (up to `timeout`) until the running and queued queries are done."""
+        self._executor.shutdown(wait=False)
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._running and time.monotonic() < deadline:
+                self._idle.wait(max(0.0, deadline - time.monotonic()))
 
 
 class Server:
@@ -24,7 +57,7 @@ class Server:
         self._listeners: list = []
         self._clients: set = set()
         self._clients_lock = threading.Lock()
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=QUERY_THREADS, thread_name_prefix='query')
+        self._pool = QueryPool(QUERY_THREADS)
         self.stopped = threading.Event()
 
     def start(self) -> None:
@@ -68,6 +101,7 @@ class Server:
         if self.stopped.is_set():
             return
         self.stopped.set()
+        self.node.stopping.set()
         LOG.info('Server got SIGTERM; shutting down...')
         for listener in self._listeners:
             listener.close()
@@ -78,6 +112,6 @@ class Server:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.drain(DRAIN_SECONDS)
         self.node.stop()
         LOG.info('Server shutdown complete.')
