@@ -81,6 +81,7 @@ def evaluate(ctx: Context, node: terms.Node, scope: dict):
         return node.value
     evaluator = HANDLERS.get(node.type)
     if evaluator is None:
+        all_args(ctx, node, scope)
         raise errors.logic('The test server does not implement the `%s` term.' % terms.term_name(node.type))
     return evaluator(ctx, node, scope)
 

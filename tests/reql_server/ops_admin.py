@@ -345,6 +345,23 @@ def _rebalance_table(ctx, table) -> dict:
     return {'rebalanced': 1 if rebalanced else 0, 'status_changes': [{'new_val': new_status, 'old_val': old_status}]}
 
 
+def _check_permissions(permissions, global_scope: bool) -> None:
+    """The real checks of a grant's permission object."""
+    if not isinstance(permissions, dict):
+        raise errors.op_failed('Expected an object, got %s.' % datum.print_datum(permissions))
+    for name in ('read', 'write', 'config', 'connect'):
+        if name not in permissions:
+            continue
+        if name == 'connect' and not global_scope:
+            raise errors.op_failed('The `connect` permission is only valid at the global scope.')
+        if permissions[name] is not None and not isinstance(permissions[name], bool):
+            raise errors.op_failed('Expected a boolean or null for `%s`, got %s.'
+                                   % (name, datum.print_datum(permissions[name])))
+    unexpected = sorted(set(permissions) - {'read', 'write', 'config', 'connect'})
+    if unexpected:
+        raise errors.op_failed('Unexpected key(s) `%s`.' % '`, `'.join(unexpected))
+
+
 @handler(Term.GRANT)
 def _grant(ctx, node, scope):
     values = all_args(ctx, node, scope)
@@ -353,6 +370,7 @@ def _grant(ctx, node, scope):
     if ctx.node.metadata.get('user/' + user) is None:
         raise errors.op_failed('User `%s` not found.' % user)
     scope_key = 'global' if len(values) == 2 else getattr(values[0], 'id', 'global')
+    _check_permissions(permissions, scope_key == 'global')
     record = ctx.node.metadata.get('user/' + user)
     old = record.get('permissions', {}).get(scope_key, {})
     new = {key: value for key, value in dict(old, **permissions).items() if value is not None}

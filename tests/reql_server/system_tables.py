@@ -167,7 +167,10 @@ class SystemTable(Sequence):
                 if scope == 'global':
                     rows.append({'id': [name], 'permissions': permissions, 'user': name})
                 else:
-                    rows.append({'database': scope, 'id': [name, scope], 'permissions': permissions, 'user': name})
+                    database = scope if self.identifier_format == 'uuid' else self.node.databases().get(
+                        scope, '__deleted_database__')
+                    rows.append({'database': database, 'id': [name, scope], 'permissions': permissions,
+                                 'user': name})
         return rows
 
     @staticmethod

@@ -233,8 +233,33 @@ def _unwrap(value):
 
 
 def compile_term(source) -> Node:
-    """Compile a JSON term; raises a COMPILE_ERROR ReqlError on bad arity or optional arguments."""
-    return _compile(source)
+    """Compile a JSON term; raises a COMPILE_ERROR ReqlError on bad arity, optional arguments or misplaced r.row."""
+    node = _compile(source)
+    _check_implicit(node, 0)
+    return node
+
+
+def _check_implicit(node: Node, depth: int) -> None:
+    """r.row is usable only inside exactly one enclosing one-parameter function (the real compile-time rule)."""
+    if node.type == Term.IMPLICIT_VAR:
+        if depth != 1:
+            raise errors.compile_error('r.row is not defined in this context.' if depth == 0 else
+                                       'Cannot use r.row in nested queries.  Use functions instead.')
+        return
+    if node.type == Term.FUNC:
+        params = node.args[0].value if node.args[0].is_datum else []
+        if isinstance(params, list) and len(params) == 1 and params[0] >= 0:
+            depth += 1
+    for position, child in enumerate(node.args):
+        try:
+            _check_implicit(child, depth)
+        except errors.ReqlError as error:
+            raise error.at(position)
+    for name, child in node.optargs.items():
+        try:
+            _check_implicit(child, depth)
+        except errors.ReqlError as error:
+            raise error.at(name)
 
 
 def _compile(source) -> Node:
