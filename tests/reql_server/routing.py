@@ -6,10 +6,11 @@ Rows come back as JSON text and are decoded here, so a scan can also hand the te
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 
 from . import datum, errors, terms
-from .cluster import PeerLost
+from .cluster import CALL_TIMEOUT, PeerLost
 from .evaluator import Context, call, to_datum
 from .replication import READY, layout, range_from_wire, range_to_wire, shard_for_key
 from .storage import PAGE_ROWS, KeyRange
@@ -68,14 +69,22 @@ class TableAccess:
         return (ready or candidates)[0]
 
     def _read(self, shard, params: dict):
+        return self._start_read(shard, params)()
+
+    def _start_read(self, shard, params: dict):
+        """Start a read on the shard's server; returns a function giving its result (remote reads run meanwhile)."""
         server = self._reader(shard)
         params = dict(params, table=self.table_id, shard=shard.index, mode=self.read_mode)
         if server == self.node.server_id:
-            return serve_read(self.node, params)
-        try:
-            return self.node.mesh.call(server, 'read', params)
-        except PeerLost:
-            raise errors.op_failed('Cannot perform read: lost contact with primary replica') from None
+            return lambda: serve_read(self.node, params)
+        future = self.node.mesh.call_async(server, 'read', params)
+
+        def result():
+            try:
+                return future.result(CALL_TIMEOUT)
+            except (PeerLost, concurrent.futures.TimeoutError):
+                raise errors.op_failed('Cannot perform read: lost contact with primary replica') from None
+        return result
 
     # -- reads
 
@@ -109,17 +118,22 @@ class TableAccess:
             shards.reverse()
         for shard in shards:
             current = shard.key_range.intersect(key_range)
+            pending = self._start_read(shard, {'op': 'scan', 'range': range_to_wire(current), 'desc': descending})
             while True:
-                page = self._read(shard, {'op': 'scan', 'range': range_to_wire(current), 'desc': descending})
+                page = pending()
+                if len(page) == PAGE_ROWS:
+                    last = bytes.fromhex(page[-1][0])
+                    if descending:
+                        current = KeyRange(current.lower, current.lower_open, last, True)
+                    else:
+                        current = KeyRange(last, True, current.upper, current.upper_open)
+                    # Ask for the next page before handing this one out: a remote server works meanwhile.
+                    pending = self._start_read(shard, {'op': 'scan', 'range': range_to_wire(current),
+                                                       'desc': descending})
                 if page:
                     yield [text for _key, text in page]
                 if len(page) < PAGE_ROWS:
                     break
-                last = bytes.fromhex(page[-1][0])
-                if descending:
-                    current = KeyRange(current.lower, current.lower_open, last, True)
-                else:
-                    current = KeyRange(last, True, current.upper, current.upper_open)
 
     def scan(self, key_range: KeyRange, descending: bool = False):
         """Batches of rows in a primary-key range, in key order."""
