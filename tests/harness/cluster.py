@@ -166,14 +166,6 @@ class ClusterNode:
             os.kill(pid, signal.SIGKILL)
             stop_server.wait_gone(pid, 10)
 
-    def answers(self) -> bool:
-        """Whether the driver port accepts TCP connections."""
-        try:
-            with socket.create_connection((self.cluster.host, self.driver_port), timeout=0.5):
-                return True
-        except OSError:
-            return False
-
     def log_tail(self, lines: int = 20) -> str:
         """The end of the server's log, for error messages."""
         for path in (self.log_file, self.data_dir / 'log_file'):
