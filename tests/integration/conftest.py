@@ -29,8 +29,9 @@ class PlaybookRun:
         self.records = records
 
     def results(self, task: str, host: str | None = None) -> list:
-        """Results of the tasks named `task` (optionally on one host)."""
-        return [entry['result'] for entry in self.records if entry['task'] == task and host in (None, entry['host'])]
+        """Results of the tasks named `task` that ran (were not skipped), optionally on one host."""
+        return [entry['result'] for entry in self.records
+                if entry['task'] == task and host in (None, entry['host']) and entry['status'] != 'skipped']
 
     def result(self, task: str, host: str | None = None) -> dict:
         """The single result of a task; fails the test if there is not exactly one."""
@@ -119,7 +120,17 @@ def fixture_cluster(cluster_factory):
     return cluster_factory(3)
 
 
+def write_inventory(cluster: Cluster, path: Path, **group_vars) -> Path:
+    """The cluster's inventory with extra variables for its group (backup root and the like)."""
+    inventory = cluster.inventory()
+    inventory['all']['children']['rethinkdb'].setdefault('vars', {}).update(group_vars)
+    path.write_text(yaml.safe_dump(inventory, default_flow_style=False, sort_keys=False))
+    return path
+
+
 @pytest.fixture(name='ansible')
 def fixture_ansible(cluster, tmp_path):
-    """ansible-playbook against the fresh cluster's inventory."""
-    return Ansible(tmp_path, cluster.write_inventory(tmp_path / 'inventory.yml'))
+    """ansible-playbook against the fresh cluster's inventory, with backups under tmp_path/backups."""
+    inventory = write_inventory(cluster, tmp_path / 'inventory.yml', rethinkdb_backup_root=str(tmp_path / 'backups'),
+                                rethinkdb_backup_node_dir=str(tmp_path / 'node-dirs'))
+    return Ansible(tmp_path, inventory)

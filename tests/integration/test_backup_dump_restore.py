@@ -1,0 +1,201 @@
+"""Logical backup and restore through the backup and restore playbooks (method dump), on a 3-node cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from rethinkdb import RethinkDB
+
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import backup_set
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.archive import sha256_file
+from tests.integration.helpers import counts, load_bigchain, table_config
+
+r = RethinkDB()
+TABLES = ('bigchain', 'votes')
+
+
+def sets_of(ansible) -> list:
+    """The cluster's backup sets, newest first."""
+    return backup_set.list_sets(str(ansible.workdir / 'backups'), 'rethinkdb')
+
+
+def documents(cluster, table: str) -> list:
+    """Every document of a bigchain table, sorted by id."""
+    with cluster.connect() as connection:
+        return sorted(r.db('bigchain').table(table).run(connection), key=lambda document: document['id'])
+
+
+def test_backup_damage_restore_brings_back_data_and_layout(cluster, ansible):
+    loaded = load_bigchain(cluster, blocks=40, replicas=2)
+    votes_before = documents(cluster, 'votes')
+    metrics = ansible.workdir / 'rethinkdb_backup.prom'
+
+    backup = ansible.playbook('bigchaindb.rethinkdb.backup', {'backup_metrics_file': str(metrics)})
+
+    [complete] = sets_of(ansible)
+    set_dir = Path(complete['path'])
+    manifest = json.loads((set_dir / 'manifest.json').read_text())
+    assert (complete['state'], complete['method']) == ('complete', 'dump')
+    assert [(table['name'], table['documents'], table['replicas']) for table in manifest['tables']] == [
+        ('bigchain', loaded['bigchain'], 2), ('votes', loaded['votes'], 2)]
+    [part] = manifest['parts']
+    assert sha256_file(str(set_dir / part['path'])) == (part['sha256'], part['bytes'])
+    cluster_json = json.loads((set_dir / 'cluster.json').read_text())
+    assert sorted(server['name'] for server in cluster_json['servers']) == ['node1', 'node2', 'node3']
+    assert 'bigchain.votes' in cluster_json['tables']
+    report = json.loads((set_dir.parent / 'reports' / (manifest['set_id'] + '.json')).read_text())
+    assert report['documents'] == loaded['bigchain'] + loaded['votes'] and report['set_id'] == manifest['set_id']
+    assert 'rethinkdb_backup_last_documents{cluster="rethinkdb",method="dump"} %d' % report['documents'] in metrics.read_text()
+    summary = backup.result('Say what was saved')['msg']
+    assert summary[0].startswith('backup set %s (dump) committed at ' % manifest['set_id'])
+    assert not list((ansible.workdir / 'node-dirs').rglob('*.tar.gz')), 'the node copy is removed after the transfer'
+
+    with cluster.connect() as connection:
+        r.db('bigchain').table_drop('votes').run(connection)
+    restore = ansible.playbook('bigchaindb.rethinkdb.restore', {'restore_tables': ['bigchain.votes']})
+
+    assert documents(cluster, 'votes') == votes_before
+    assert [len(shard['replicas']) for shard in table_config(cluster, 'votes')['shards']] == [2]
+    assert counts(cluster, node=3) == loaded
+    lines = restore.result('Say what was restored')['msg']
+    assert lines[0].startswith('restored backup set %s (dump)' % manifest['set_id'])
+    assert '  bigchain.votes: %s documents (set: %s) ok' % (format(loaded['votes'], ','), format(loaded['votes'], ',')) in lines
+
+
+def test_restore_refuses_existing_tables_unless_forced(cluster, ansible):
+    loaded = load_bigchain(cluster, blocks=10)
+    ansible.playbook('bigchaindb.rethinkdb.backup')
+    with cluster.connect() as connection:
+        r.db('bigchain').table('votes').limit(5).delete().run(connection)
+
+    refused = ansible.playbook('bigchaindb.rethinkdb.restore', expect_rc=2)
+    forced = ansible.playbook('bigchaindb.rethinkdb.restore', {'force': True})
+
+    [(task, host, message)] = refused.failures()
+    assert task == 'Restore the tables (the archive is checked before anything is written)'
+    assert 'bigchain.bigchain' in message and 'force' in message
+    assert forced.result('Restore the tables (the archive is checked before anything is written)')['changed'] is True
+    assert counts(cluster) == loaded
+
+
+def test_a_failed_backup_is_marked_failed_and_never_chosen(cluster, ansible):
+    load_bigchain(cluster, blocks=5)
+    ansible.playbook('bigchaindb.rethinkdb.backup')
+
+    failed = ansible.playbook('bigchaindb.rethinkdb.backup', {'backup_tables': ['bigchain.blocks']}, expect_rc=2)
+
+    newest, older = sets_of(ansible)
+    assert (newest['state'], older['state']) == ('failed', 'complete')
+    assert 'Table bigchain.blocks does not exist' in newest['reason']
+    assert 'Table bigchain.blocks does not exist' in failed.failures()[-1][2]
+    chosen = ansible.module('catalog', {'root': str(ansible.workdir / 'backups'), 'cluster': 'rethinkdb', 'operation': 'select'})
+    assert chosen['set']['set_id'] == older['set_id']
+
+
+def test_a_set_without_manifest_is_incomplete_and_latest_skips_it(cluster, ansible):
+    load_bigchain(cluster, blocks=5)
+    ansible.playbook('bigchaindb.rethinkdb.backup')
+    ansible.playbook('bigchaindb.rethinkdb.backup')
+    newest, older = sets_of(ansible)
+    os.remove(os.path.join(newest['path'], 'manifest.json'))
+
+    listed = ansible.module('catalog', {'root': str(ansible.workdir / 'backups'), 'cluster': 'rethinkdb'})
+    restored = ansible.playbook('bigchaindb.rethinkdb.restore', {'force': True})
+
+    assert [entry['complete'] for entry in listed['sets']] == [False, True]
+    assert restored.result('Choose the backup set')['set']['set_id'] == older['set_id']
+
+
+@pytest.mark.parametrize('damage, refused_by', [
+    # Same size, other bytes: only the full check (sha256) sees it.
+    ('corrupt', 'Check the whole set before touching the cluster (manifest, sizes, sha256 of every part)'),
+    # Another size: the catalogue no longer counts the set as complete, so there is nothing to choose.
+    ('truncate', 'Choose the backup set'),
+])
+def test_a_damaged_archive_is_refused_before_the_cluster_is_touched(cluster, ansible, damage, refused_by):
+    load_bigchain(cluster, blocks=5)
+    ansible.playbook('bigchaindb.rethinkdb.backup')
+    [entry] = sets_of(ansible)
+    [archive] = Path(entry['path']).glob('dump/*.tar.gz')
+    if damage == 'corrupt':
+        with open(archive, 'r+b') as stream:
+            stream.seek(100)
+            stream.write(b'\0' * 16)
+    else:
+        os.truncate(archive, archive.stat().st_size // 2)
+    with cluster.connect() as connection:
+        r.db('bigchain').table_drop('votes').run(connection)
+
+    refused = ansible.playbook('bigchaindb.rethinkdb.restore', expect_rc=2)
+
+    [(task, host, message)] = refused.failures()
+    assert task == refused_by
+    assert entry['set_id'] in message or 'complete' in message
+    assert refused.results('Restore the tables (the archive is checked before anything is written)') == []
+    with cluster.connect() as connection:
+        assert r.db('bigchain').table_list().run(connection) == ['backlog', 'bigchain']
+
+
+def test_a_query_that_matches_nothing_is_a_clear_error(cluster, ansible):
+    load_bigchain(cluster, blocks=5)
+    ansible.playbook('bigchaindb.rethinkdb.backup')
+
+    refused = ansible.playbook('bigchaindb.rethinkdb.restore', {'set': "[?method=='snapshot']"}, expect_rc=2)
+
+    [(task, host, message)] = refused.failures()
+    assert task == 'Choose the backup set'
+    assert 'matches no' in message or 'no backup set' in message.lower()
+    assert '\n' not in message
+
+
+def test_wrong_password_and_unreachable_server_fail_cleanly(cluster_factory, tmp_path):
+    from tests.integration.conftest import Ansible, write_inventory
+    cluster = cluster_factory(2, password='s3cret pass')
+    load_bigchain(cluster, blocks=5)
+    (tmp_path / 'wrong').mkdir()
+    wrong_password = tmp_path / 'wrong' / 'password'
+    wrong_password.write_text('not it\n')
+    wrong = Ansible(tmp_path / 'wrong', write_inventory(cluster, tmp_path / 'wrong' / 'inventory.yml',
+                                                        rethinkdb_backup_root=str(tmp_path / 'backups'),
+                                                        rethinkdb_backup_node_dir=str(tmp_path / 'nodes'),
+                                                        rethinkdb_login_password_file=str(wrong_password)))
+    denied = wrong.playbook('bigchaindb.rethinkdb.backup', expect_rc=2)
+    cluster.stop_node('node1')
+    down = Ansible(tmp_path, write_inventory(cluster, tmp_path / 'inventory.yml', rethinkdb_backup_root=str(tmp_path / 'backups'),
+                                             rethinkdb_backup_node_dir=str(tmp_path / 'nodes')))
+    unreachable = down.playbook('bigchaindb.rethinkdb.backup', expect_rc=2)
+
+    assert 'Wrong password' in denied.failures()[0][2]
+    assert 'not it' not in denied.output and 's3cret pass' not in denied.output
+    assert 'Cannot connect to RethinkDB at localhost:%d' % cluster.node(1).driver_port in unreachable.failures()[0][2]
+    assert [entry['state'] for entry in backup_set.list_sets(str(tmp_path / 'backups'), 'rethinkdb')] == ['failed', 'failed']
+
+
+def test_a_full_node_filesystem_fails_the_dump_and_leaves_no_partial_archive(cluster, ansible, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip('mounting a small tmpfs needs root')
+    load_bigchain(cluster, blocks=60)
+    small = tmp_path / 'small'
+    small.mkdir()
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', str(small)], check=True)
+    try:
+        failed = ansible.playbook('bigchaindb.rethinkdb.backup', {'backup_node_dir': str(small)}, expect_rc=2)
+        left = [path.name for path in small.rglob('*') if path.is_file()]
+    finally:
+        subprocess.run(['umount', str(small)], check=True)
+
+    assert 'space' in failed.failures()[0][2].lower()
+    assert left == []
+    assert [entry['state'] for entry in sets_of(ansible)] == ['failed']
+
+
+def test_retention_keeps_the_newest_sets(cluster, ansible):
+    load_bigchain(cluster, blocks=3)
+    for _run in range(3):
+        ansible.playbook('bigchaindb.rethinkdb.backup', {'backup_keep_last': 2})
+
+    assert [entry['state'] for entry in sets_of(ansible)] == ['complete', 'complete']
