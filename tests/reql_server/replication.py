@@ -35,6 +35,7 @@ WAITING_FOR_PRIMARY = 'waiting_for_primary'
 DISCONNECTED = 'disconnected'
 RECONCILE_SECONDS = 0.2
 CLOCK_SLACK = 5 * 1000000
+INDEX_BUILD_DELAY = 0.2
 
 
 def hex_or_none(key: bytes | None):
@@ -371,7 +372,10 @@ class ReplicaManager:
         try:
             store = self._open(table_id)
             if pending_indexes:
-                self._build_indexes(table_id, table, store, pending_indexes)
+                # Indexes often come in a burst (restore creates them one after another): build them in one pass.
+                self._stopping.wait(INDEX_BUILD_DELAY)
+                table = self.node.metadata.get('table/' + table_id) or table
+                self._build_indexes(table_id, table, store, self._pending_indexes(store, table))
             states = {}
             for shard in shards:
                 states[shard.index] = self._catch_up(table_id, table, store, shard)
