@@ -271,6 +271,11 @@ class Node:
         """{id: name} of the user databases."""
         return {db_id: value['name'] for db_id, value in self.metadata.items('db')}
 
+    def database_name(self, db_id: str) -> str:
+        """A database's name, or the real placeholder for a deleted one."""
+        db = self.metadata.get('db/' + db_id)
+        return db['name'] if db else '__deleted_database__'
+
     def find_database(self, name: str) -> Database:
         """A database by name, or the real errors."""
         if name == SYSTEM_DB:

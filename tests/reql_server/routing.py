@@ -271,8 +271,7 @@ def _table_and_shard(node, params: dict):
 
 
 def _display_name(node, table: dict) -> str:
-    db = node.metadata.get('db/' + table['db'])
-    return '%s.%s' % (db['name'] if db else '__deleted_database__', table['name'])
+    return '%s.%s' % (node.database_name(table['db']), table['name'])
 
 
 def serve_read(node, params: dict):

@@ -22,8 +22,7 @@ def db_label(node, table: dict, identifier_format: str = 'name'):
     """The `db` field of a table row: its database's name (or id)."""
     if identifier_format == 'uuid':
         return table['db']
-    db = node.metadata.get('db/' + table['db'])
-    return db['name'] if db else '__deleted_database__'
+    return node.database_name(table['db'])
 
 
 def hosting_servers(table: dict) -> set:

@@ -167,8 +167,7 @@ class SystemTable(Sequence):
                 if scope == 'global':
                     rows.append({'id': [name], 'permissions': permissions, 'user': name})
                 else:
-                    database = scope if self.identifier_format == 'uuid' else self.node.databases().get(
-                        scope, '__deleted_database__')
+                    database = scope if self.identifier_format == 'uuid' else self.node.database_name(scope)
                     rows.append({'database': database, 'id': [name, scope], 'permissions': permissions,
                                  'user': name})
         return rows
@@ -307,7 +306,7 @@ class SystemTable(Sequence):
             changes = self._table_config_changes(meta, new)
         if new['primary_key'] != meta['primary_key']:
             raise errors.op_failed('It\'s illegal to change a table\'s primary key')
-        table = Table(self.ctx, Database(self.node.metadata.get('db/' + meta['db'])['name'], meta['db']), key, meta,
+        table = Table(self.ctx, Database(self.node.database_name(meta['db']), meta['db']), key, meta,
                       'single')
         change_table(self.ctx, table, 'The table\'s configuration was not changed.',
                      lambda current: dict(current, **changes))
