@@ -51,6 +51,21 @@ def test_dry_run_changes_nothing(r, conn, table):
     assert table.config().run(conn) == before
 
 
+def test_more_shards_for_empty_and_small_tables(r, conn, db, table):
+    r.db(db).table_create('backlog').run(conn)
+    empty = r.db(db).table('backlog')
+    planned = empty.reconfigure(shards=2, replicas=3, dry_run=True).run(conn)
+    assert [len(shard['replicas']) for shard in planned['config_changes'][0]['new_val']['shards']] == [3, 3]
+    assert len(empty.config()['shards'].run(conn)) == 1
+    assert empty.reconfigure(shards=2, replicas=1).run(conn)['reconfigured'] == 1
+    assert table.reconfigure(shards=3, replicas=1).run(conn)['reconfigured'] == 1
+    assert r.db(db).wait(timeout=60).run(conn) == {'ready': 2}
+    assert empty.rebalance().run(conn)['rebalanced'] == 0
+    assert len(empty.status()['shards'].run(conn)) == 2
+    assert table.count().run(conn) == 20
+    assert sorted(table['id'].coerce_to('array').run(conn)) == list(range(20))
+
+
 def test_replicas_by_tag_with_primary_tag(r, conn, table):
     result = table.reconfigure(shards=1, replicas={'alpha': 1, 'beta': 2}, primary_replica_tag='alpha').run(conn)
     new = result['config_changes'][0]['new_val']['shards'][0]

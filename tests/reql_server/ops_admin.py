@@ -286,9 +286,13 @@ def _distribution_points(table, num_shards: int) -> list:
     """Split points dividing the table's keys into `num_shards` equal parts."""
     if num_shards == 1:
         return []
-    keys = [row[table.primary_key] for batch in table.access.scan(KeyRange()) for row in batch]
+    # Like the real distribution read, outdated: a table in the middle of a reconfiguration still answers.
+    access = table.ctx.node.table_access(table.id, 'outdated')
+    keys = [row[table.primary_key] for batch in access.scan(KeyRange()) for row in batch]
+    if len(keys) < 2 * num_shards:
+        return uuid_split_points(num_shards)
     points = [keys[len(keys) * index // num_shards] for index in range(1, num_shards)]
-    if len(keys) < 2 * num_shards or len({datum.to_json(point) for point in points}) != len(points):
+    if len({datum.to_json(point) for point in points}) != len(points):
         return uuid_split_points(num_shards)
     return points
 
@@ -337,7 +341,7 @@ def _rebalance_table(ctx, table) -> dict:
         raise unreachable(table.db.name, table.name, 'The table was not rebalanced.')
     old_status = status_row(ctx.node, table.id, meta)
     num_shards = len(meta['shards'])
-    rebalanced = table.access.count() >= num_shards
+    rebalanced = table.ctx.node.table_access(table.id, 'outdated').count() >= num_shards
     if rebalanced and num_shards > 1:
         points = _distribution_points(table, num_shards)
         change_table(ctx, table, 'The table was not rebalanced.', lambda current: dict(current, split_points=points))
