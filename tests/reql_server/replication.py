@@ -78,6 +78,23 @@ def key_ranges(split_points: list) -> list:
     return [KeyRange(bounds[index], False, bounds[index + 1], True) for index in range(len(bounds) - 1)]
 
 
+def covered(ranges: list, by: list) -> bool:
+    """Whether every key range of `ranges` lies within the union of the (half-open, shard) ranges `by`."""
+    merged: list = []
+    for key_range in sorted(by, key=lambda item: (item.lower is not None, item.lower or b'')):
+        if merged and merged[-1][1] is not None and key_range.lower is not None and key_range.lower <= merged[-1][1]:
+            if key_range.upper is None or merged[-1][1] < key_range.upper:
+                merged[-1][1] = key_range.upper
+        elif merged and merged[-1][1] is None:
+            continue
+        else:
+            merged.append([key_range.lower, key_range.upper])
+    return all(any((lower is None or (key_range.lower is not None and key_range.lower >= lower))
+                   and (upper is None or (key_range.upper is not None and key_range.upper <= upper))
+                   for lower, upper in merged)
+               for key_range in ranges)
+
+
 def layout(table: dict) -> list:
     """The shards of a table's config, in key order."""
     splits = table.get('split_points', [])
@@ -291,8 +308,7 @@ class ReplicaManager:
     def _retire(self, table_id: str, table: dict) -> None:
         """No longer a replica: keep the copy (new replicas may pull from it) until every replica is ready."""
         self._drop_state(table_id)
-        if all(self.alive(server) and self.state_of(server, table_id, table, shard.index) == READY
-               for shard in layout(table) for server in shard.replicas):
+        if self._all_ready(table_id, table):
             self._remove(table_id)
 
     def _remove(self, table_id: str) -> None:
@@ -345,14 +361,26 @@ class ReplicaManager:
             job.start()
         else:
             self._set_states(table_id, table, {shard.index: states[shard.index] for shard in shards})
+            if store.get_meta('untrimmed') and self._all_ready(table_id, table):
+                store.delete_outside([shard.key_range for shard in shards])
+                store.set_meta('untrimmed', 0)
+
+    def _all_ready(self, table_id: str, table: dict) -> bool:
+        """Whether every replica of every shard is connected and ready under the current layout."""
+        return all(self.alive(server) and self.state_of(server, table_id, table, shard.index) == READY
+                   for shard in layout(table) for server in shard.replicas)
 
     def _relayout(self, table_id: str, table: dict, store: TableStore, shards: list) -> None:
-        """The table was (re)configured: keep only rows of our new ranges (resyncing from scratch if they changed);
-        a shard whose range we already served ready stays ready."""
+        """The table was (re)configured: a range we did not cover before is pulled in full; rows now outside our
+        ranges stay (other replicas may still pull them) until every replica is ready; a shard whose range we
+        already served ready stays ready."""
         ranges = [range_to_wire(shard.key_range) for shard in shards]
-        if store.get_meta('ranges') != ranges:
-            store.delete_outside([shard.key_range for shard in shards])
-            store.set_meta('synced', 0)
+        old = store.get_meta('ranges')
+        if old != ranges:
+            if old is None or not covered([shard.key_range for shard in shards], [range_from_wire(w) for w in old]):
+                store.set_meta('full_pull', 1)
+            if old is not None:
+                store.set_meta('untrimmed', 1)
             store.set_meta('ranges', ranges)
         with self._lock:
             ready_ranges = self._ready_ranges.get(table_id, [])
@@ -379,6 +407,8 @@ class ReplicaManager:
             states = {}
             for shard in shards:
                 states[shard.index] = self._catch_up(table_id, table, store, shard)
+            if all(state == READY for state in states.values()):
+                store.set_meta('full_pull', 0)
             self._set_states(table_id, table, states)
         except (PeerLost, errors.ReqlError, OSError) as error:
             LOG.info('catching up table %s failed: %s', table_id, error)
@@ -433,8 +463,9 @@ class ReplicaManager:
         self._set_states(table_id, table, shards)
 
     def _newer_copies(self, table_id: str, store: TableStore) -> list:
-        """Reachable servers holding a copy of the table newer than ours, newest first."""
-        mine = store.get_meta('synced') or 0
+        """Reachable servers holding a copy of the table newer than ours (any copy while we pull a new range in
+        full), newest first."""
+        mine = 0 if store.get_meta('full_pull') else store.get_meta('synced') or 0
         found = []
         for server in sorted(self.node.mesh.connected()):
             try:
@@ -446,7 +477,7 @@ class ReplicaManager:
         return [server for _version, server in sorted(found, reverse=True)]
 
     def _pull(self, table_id: str, store: TableStore, shard: Shard, source: str) -> None:
-        since = max(0, (store.get_meta('synced') or 0) - CLOCK_SLACK)
+        since = 0 if store.get_meta('full_pull') else max(0, (store.get_meta('synced') or 0) - CLOCK_SLACK)
         after = None
         newest = since
         source_now = self.node.mesh.call(source, 'synced_version', {'table': table_id}, timeout=10) or 0
