@@ -85,3 +85,22 @@ def test_cursor_types_and_atoms(r, conn, numbers):
     with pytest.raises(ReqlQueryLogicError) as raised:
         r.expr(1).add('a').run(conn)
     assert raised.value.message == 'Expected type NUMBER but found STRING.'
+
+
+def test_sharded_table_reads_every_shard(r, conn, db):
+    """Three shards, each on every server: scans by primary and secondary index see every row once, in order."""
+    count = 2600
+    r.db(db).table_create('sharded').run(conn)
+    table = r.db(db).table('sharded')
+    table.insert([{'id': n, 'n': count - n} for n in range(count)]).run(conn)
+    table.index_create('n').run(conn)
+    assert table.reconfigure(shards=3, replicas=3).run(conn)['reconfigured'] == 1
+    table.wait(timeout=60).run(conn)
+    table.index_wait('n').run(conn)
+    assert len(table.config()['shards'].run(conn)) == 3
+    assert [doc['id'] for doc in table.order_by(index='id').run(conn)] == list(range(count))
+    assert [doc['n'] for doc in table.order_by(index=r.desc('n')).run(conn)] == list(range(count, 0, -1))
+    assert table.between(100, 2100, index='n').count().run(conn) == 2000
+    assert sorted(doc['id'] for doc in table.get_all(1, count, index='n').run(conn)) == [0, count - 1]
+    estimates = table.info()['doc_count_estimates'].run(conn)
+    assert len(estimates) == 3 and all(estimate > 0 for estimate in estimates)

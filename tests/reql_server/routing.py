@@ -308,8 +308,8 @@ def serve_read(node, params: dict):
         after = params['after']
         rows = store.scan_index(index, range_from_wire(params['range']),
                                 None if after is None else (bytes.fromhex(after[0]), bytes.fromhex(after[1])),
-                                params['desc'])
-        return [[ikey.hex(), key.hex(), text] for ikey, key, text in rows if shard.key_range.contains(key)]
+                                params['desc'], key_range=shard.key_range)
+        return [[ikey.hex(), key.hex(), text] for ikey, key, text in rows]
     raise errors.internal('Unknown read operation %s.' % operation)
 
 

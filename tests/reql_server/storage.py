@@ -127,9 +127,14 @@ class TableStore:
             return self._db.execute(sql, parameters + [limit]).fetchall()
 
     def scan_index(self, name: str, index_range: KeyRange, after: tuple | None, descending: bool = False,
-                   limit: int = PAGE_ROWS) -> list:
-        """[(index key, key, json text)] of the entries of index `name` in the range, after `after`, in index order."""
+                   limit: int = PAGE_ROWS, key_range: KeyRange | None = None) -> list:
+        """[(index key, key, json text)] of the entries of index `name` in the range, after `after`, in index order
+        (only rows whose primary keys lie in `key_range`, when given: one shard's rows)."""
         conditions, parameters = index_range.clause('s.ikey')
+        if key_range is not None:
+            key_conditions, key_parameters = key_range.clause('s.key')
+            conditions.extend(key_conditions)
+            parameters.extend(key_parameters)
         if after is not None:
             conditions.append('(s.ikey, s.key) %s (?, ?)' % ('<' if descending else '>'))
             parameters.extend(after)
