@@ -15,9 +15,8 @@ from .placement import PlacementParams, generate
 from .protocol import Term
 from .replication import key_ranges, layout
 from .status import TableHealth, config_error_row, config_row, reachable, status_row
-from .storage import KeyRange
 from .system_tables import SYSTEM_TABLES, system_table
-from .tables import Table, change_table, unreachable, uuid_split_points
+from .tables import Table, change_table, distribution_points, split_points_for, unreachable, uuid_split_points
 from .values import Database, SingleSelection
 from .writes import merge_write_results
 
@@ -274,29 +273,6 @@ def _table_handle(ctx, db, table_id):
     return Table(ctx, db, table_id, ctx.node.metadata.get('table/' + table_id), 'single')
 
 
-def _split_points_for(table, num_shards: int, meta: dict) -> list:
-    """Keep the split points when the shard count stays; else split the existing keys evenly (UUID points for a
-    table with too few rows), as the real server's calculate_split_points_intelligently does."""
-    if num_shards == len(meta['shards']):
-        return meta.get('split_points', [])
-    return _distribution_points(table, num_shards)
-
-
-def _distribution_points(table, num_shards: int) -> list:
-    """Split points dividing the table's keys into `num_shards` equal parts."""
-    if num_shards == 1:
-        return []
-    # Like the real distribution read, outdated: a table in the middle of a reconfiguration still answers.
-    access = table.ctx.node.table_access(table.id, 'outdated')
-    keys = [row[table.primary_key] for batch in access.scan(KeyRange()) for row in batch]
-    if len(keys) < 2 * num_shards:
-        return uuid_split_points(num_shards)
-    points = [keys[len(keys) * index // num_shards] for index in range(1, num_shards)]
-    if len({datum.to_json(point) for point in points}) != len(points):
-        return uuid_split_points(num_shards)
-    return points
-
-
 def reconfigure_table(ctx, table, params: PlacementParams, dry_run: bool) -> dict:
     """One table's reconfigure(): the new config (placement), applied unless dry_run, with before/after rows."""
     meta = ctx.node.metadata.get('table/' + table.id)
@@ -304,7 +280,7 @@ def reconfigure_table(ctx, table, params: PlacementParams, dry_run: bool) -> dic
         raise unreachable(table.db.name, table.name, 'The table was not reconfigured.')
     old_config = config_row(ctx.node, table.id, meta)
     old_status = status_row(ctx.node, table.id, meta)
-    split_points = _split_points_for(table, params.num_shards, meta)
+    split_points = split_points_for(ctx.node, table.id, meta, params.num_shards)
     old = [(shard.key_range, config) for shard, config in zip(layout(meta), meta['shards'])]
     new_ranges = key_ranges(split_points)
     shards = generate(params, ctx.node.servers(), _other_tables(ctx, table.id), old, new_ranges)
@@ -343,7 +319,7 @@ def _rebalance_table(ctx, table) -> dict:
     num_shards = len(meta['shards'])
     rebalanced = table.ctx.node.table_access(table.id, 'outdated').count() >= num_shards
     if rebalanced and num_shards > 1:
-        points = _distribution_points(table, num_shards)
+        points = distribution_points(ctx.node, table.id, meta['primary_key'], num_shards)
         change_table(ctx, table, 'The table was not rebalanced.', lambda current: dict(current, split_points=points))
     new_status = status_row(ctx.node, table.id, ctx.node.metadata.get('table/' + table.id))
     return {'rebalanced': 1 if rebalanced else 0, 'status_changes': [{'new_val': new_status, 'old_val': old_status}]}

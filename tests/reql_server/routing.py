@@ -68,6 +68,12 @@ class TableAccess:
                  if replicas.state_of(server, self.table_id, self.table, shard.index) == READY]
         return (ready or candidates)[0]
 
+    def _check_primaries(self, shards) -> None:
+        """Like the real router, before reading several shards: each needs a primary (in the modes asking one)."""
+        if self.read_mode in PRIMARY_READ_MODES:
+            for shard in shards:
+                self._reader(shard)
+
     def _read(self, shard, params: dict):
         return self._start_read(shard, params)()
 
@@ -105,15 +111,18 @@ class TableAccess:
 
     def shard_counts(self) -> list:
         """Rows per shard (info()'s doc_count_estimates)."""
+        self._check_primaries(self.shards)
         return [self._read(shard, {'op': 'count'}) for shard in self.shards]
 
     def count(self) -> int:
         """Number of rows."""
+        self._check_primaries(self.shards)
         return sum(self._read(shard, {'op': 'count'}) for shard in self.shards)
 
     def scan_raw(self, key_range: KeyRange, descending: bool = False):
         """Batches of JSON texts of the rows in a primary-key range, in key order."""
         shards = [shard for shard in self.shards if not shard.key_range.intersect(key_range).is_empty()]
+        self._check_primaries(shards)
         if descending:
             shards.reverse()
         for shard in shards:
@@ -142,6 +151,7 @@ class TableAccess:
 
     def scan_index_raw(self, index: str, index_range: KeyRange, descending: bool = False):
         """Batches of JSON texts of the rows whose index values lie in a range, in index order (shards merged)."""
+        self._check_primaries(self.shards)
         streams = [self._index_pages(shard, index, index_range, descending) for shard in self.shards]
         if len(streams) == 1:
             for page in streams[0]:

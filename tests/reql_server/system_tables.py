@@ -11,7 +11,7 @@ from .node import SYSTEM_DB, SYSTEM_DB_ID
 from .ops_datum import merge, uuid_from_hash
 from .status import availability_issue, config_error_row, config_row, reachable, status_row
 from .storage import KeyRange
-from .tables import Table, change_table, uuid_split_points
+from .tables import Table, change_table, split_points_for
 from .values import Database, Func, Sequence, SingleSelection, Stream
 from .writes import empty_result, merge_write_results
 
@@ -306,6 +306,7 @@ class SystemTable(Sequence):
             changes = self._table_config_changes(meta, new)
         if new['primary_key'] != meta['primary_key']:
             raise errors.op_failed('It\'s illegal to change a table\'s primary key')
+        changes['split_points'] = split_points_for(self.node, key, meta, len(changes['shards']))
         table = Table(self.ctx, Database(self.node.database_name(meta['db']), meta['db']), key, meta,
                       'single')
         change_table(self.ctx, table, 'The table\'s configuration was not changed.',
@@ -327,9 +328,7 @@ class SystemTable(Sequence):
         if not isinstance(new['shards'], list) or not new['shards']:
             raise errors.op_failed('In `shards`: You must specify at least one shard.')
         shards = [self._shard_from_row(shard) for shard in new['shards']]
-        split_points = meta.get('split_points', []) if len(shards) == len(meta['shards']) else uuid_split_points(
-            len(shards))
-        return {'shards': shards, 'split_points': split_points, 'name': new['name'], 'db': self._db_id(new['db']),
+        return {'shards': shards, 'name': new['name'], 'db': self._db_id(new['db']),
                 'durability': new['durability'], 'write_acks': new['write_acks']}
 
     def _db_id(self, value) -> str:

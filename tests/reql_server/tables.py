@@ -216,3 +216,31 @@ def uuid_split_points(num_shards: int) -> list:
         value = (0xFFFFFFFFFFFFFFFF // num_shards) * index
         points.append(str(uuid.UUID(bytes=value.to_bytes(8, 'big') + bytes(8))))
     return points
+
+
+def split_points_for(node, table_id: str, meta: dict, num_shards: int) -> list:
+    """The split points of a table given a new shard count, as the real calculate_split_points_intelligently
+    chooses them: the same count keeps them; more shards split the rows evenly (UUID points for a table with too
+    few rows); fewer shards keep old split points spread evenly (the real server interpolates between them)."""
+    old = meta.get('split_points', [])
+    old_shards = len(old) + 1
+    if num_shards == old_shards:
+        return old
+    if num_shards > old_shards:
+        return distribution_points(node, table_id, meta['primary_key'], num_shards)
+    return [old[round(index * old_shards / num_shards) - 1] for index in range(1, num_shards)]
+
+
+def distribution_points(node, table_id: str, primary_key: str, num_shards: int) -> list:
+    """Split points dividing the table's keys into `num_shards` equal parts (UUID points with too few rows)."""
+    if num_shards == 1:
+        return []
+    # Like the real distribution read, outdated: a table in the middle of a reconfiguration still answers.
+    access = node.table_access(table_id, 'outdated')
+    keys = [row[primary_key] for batch in access.scan(KeyRange()) for row in batch]
+    if len(keys) < 2 * num_shards:
+        return uuid_split_points(num_shards)
+    points = [keys[len(keys) * index // num_shards] for index in range(1, num_shards)]
+    if len({datum.to_json(point) for point in points}) != len(points):
+        return uuid_split_points(num_shards)
+    return points
