@@ -1,0 +1,61 @@
+"""The results: a JSON file per run (and latest.json beside it), and a short table for people."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+RESULT_WORDS = {True: 'pass', False: 'MISS', None: 'info'}
+
+
+def write_results(results: dict, results_dir: Path, stamp: str) -> Path:
+    """Write <results_dir>/<stamp>.json and latest.json (each complete before it appears); the first's path."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(results, indent=2, sort_keys=False) + '\n'
+    path = results_dir / ('%s.json' % stamp)
+    for destination in (path, results_dir / 'latest.json'):
+        partial = destination.with_name(destination.name + '.partial')
+        partial.write_text(text, encoding='utf-8')
+        os.replace(partial, destination)
+    return path
+
+
+def _seconds_or_rate(side: dict) -> str:
+    """'median / best' of one side of a ratio figure: MB/s for throughputs, seconds for times."""
+    if 'mb_per_s' in side:
+        return '%.1f / %.1f MB/s' % (side['mb_per_s']['median'], side['mb_per_s']['best'])
+    return '%.2f / %.2f s' % (side['seconds']['median'], side['seconds']['min'])
+
+
+def _target_text(figure: dict) -> str:
+    goal = figure['target']
+    if goal is None:
+        return '-'
+    unit = ' %s' % figure['unit'] if figure['kind'] == 'value' else 'x'
+    return '%s %g%s' % (goal['op'], goal['limit'], unit)
+
+
+def figure_row(figure: dict) -> tuple:
+    """(id, measured, baseline, ratio, CPU ratio, target, result) of one figure, as text; the CPU ratio is CPU
+    seconds used, measured over baseline (lower is cheaper)."""
+    if figure['kind'] == 'value':
+        values = figure['values']
+        return (figure['id'], 'max %.1f, median %.1f %s' % (values['max'], values['median'], figure['unit']), '', '', '',
+                _target_text(figure), RESULT_WORDS[figure['passed']])
+    cpu = figure.get('cpu_seconds')
+    return (figure['id'], _seconds_or_rate(figure['measured']), _seconds_or_rate(figure['baseline']),
+            '%.3fx (min %.3fx)' % (figure['ratio']['medians'], figure['ratio']['minimums']),
+            '%.2fx' % cpu['ratio_of_medians'] if cpu else '', _target_text(figure), RESULT_WORDS[figure['passed']])
+
+
+def table(results: dict) -> str:
+    """The figures as aligned columns, then what was skipped or failed."""
+    rows = [('figure', 'measured (median / best)', 'baseline (median / best)', 'ratio', 'cpu ratio', 'target', 'result')]
+    rows += [figure_row(figure) for figure in results['figures']]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    lines = ['  '.join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, '  '.join('-' * width for width in widths))
+    lines += ['skipped %s: %s' % (skipped['part'], skipped['reason']) for skipped in results['skipped']]
+    lines += ['FAILED %s: %s' % (error['part'], error['error'].splitlines()[0]) for error in results['errors']]
+    return '\n'.join(lines)

@@ -1,0 +1,204 @@
+"""`python -m bench.run` (`make bench`): measure every figure, write the JSON results, print the table.
+
+Parts: dump (figures 1, 2), archive (3), unpack (4), snapshot (5, btrfs), fsfreeze (6). A part that cannot
+run here (not root, a tool missing) is skipped with its reason; a part that fails is recorded and the others
+still run. Missed targets are figures like any other: the exit status is 1 only when a part failed.
+Everything a run makes lives in one temporary work directory, removed at the end; clusters are stopped and
+loop devices detached whatever happens, on SIGTERM too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from bench import archive, datasets, dump, loopfs, machine, report, snapshot
+from bench.procs import REPO, ModuleRunner
+from tests.harness.cluster import Cluster
+
+PARTS = ('dump', 'archive', 'unpack', 'snapshot', 'fsfreeze')
+# Parts that run on the dump cluster's data or on the node data set scaled up from it.
+NEEDS_LOADED_CLUSTER = ('dump', 'archive', 'unpack', 'fsfreeze')
+NEEDS_DATASET = ('archive', 'unpack', 'fsfreeze')
+
+
+def parse_arguments(argv: list | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog='python -m bench.run', description=__doc__.split('\n', 1)[0])
+    parser.add_argument('--parts', default=','.join(PARTS), help='comma-separated parts to run (default: all of %(default)s)')
+    parser.add_argument('--documents', type=int, default=100000,
+                        help='documents in the dumped tables, bigchain.bigchain and bigchain.votes (default %(default)s)')
+    parser.add_argument('--dump-reps', type=int, default=3, help='repetitions of the dump comparison (default %(default)s)')
+    parser.add_argument('--reps', type=int, default=5, help='repetitions of the archive, unpack and fsfreeze comparisons (default %(default)s)')
+    parser.add_argument('--dataset-mib', type=int, default=512, help='size of the node data directory for parts archive, unpack '
+                        'and fsfreeze, in MiB (default %(default)s)')
+    parser.add_argument('--snapshot-role-runs', type=int, default=3, help='backup role runs with btrfs snapshots (default %(default)s)')
+    parser.add_argument('--snapshot-direct-runs', type=int, default=5,
+                        help='snapshot module runs on all nodes at once (default %(default)s)')
+    parser.add_argument('--snapshot-blocks', type=int, default=1000, help='blocks loaded into the btrfs cluster (default %(default)s)')
+    parser.add_argument('--no-writer', action='store_true', help='take the btrfs snapshots without a writer inserting meanwhile')
+    parser.add_argument('--work-dir', help='directory for the temporary work directory (default: the system temporary directory)')
+    parser.add_argument('--results-dir', default=str(REPO / 'bench' / 'results'), help='where results go (default bench/results)')
+    arguments = parser.parse_args(argv)
+    arguments.parts = [part.strip() for part in arguments.parts.split(',') if part.strip()]
+    unknown = sorted(set(arguments.parts) - set(PARTS))
+    if unknown:
+        parser.error('unknown parts: %s (choose among %s)' % (', '.join(unknown), ', '.join(PARTS)))
+    if min(arguments.reps, arguments.dump_reps, arguments.documents, arguments.dataset_mib) < 1:
+        parser.error('--reps, --dump-reps, --documents and --dataset-mib must be at least 1')
+    return arguments
+
+
+def _load_average() -> list:
+    """The 1, 5 and 15 minute load averages: how much else the machine ran meanwhile."""
+    return [round(load, 2) for load in os.getloadavg()]
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _stop_on_sigterm(signal_number, frame) -> None:
+    """Turn SIGTERM into SystemExit, so that every with-block stops its servers and detaches its loop device."""
+    raise SystemExit(128 + signal_number)
+
+
+class Run:
+    """One benchmark run: its work directory, its results, and the parts it runs."""
+
+    def __init__(self, arguments: argparse.Namespace):
+        self.arguments = arguments
+        self.started = time.perf_counter()
+        self.work = Path(tempfile.mkdtemp(prefix='bigchaindb-rethinkdb-bench-', dir=arguments.work_dir))
+        self.modules = ModuleRunner(self.work)
+        self.results = dict(
+            started_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+            machine=dict(machine.machine_facts(), load_average_start=_load_average()),
+            server=None,
+            parameters=dict(parts=arguments.parts, documents=arguments.documents,
+                            blocks=datasets.blocks_for_dumped_documents(arguments.documents), dumped_tables=list(dump.TABLES),
+                            dump_reps=arguments.dump_reps, reps=arguments.reps, dataset_mib=arguments.dataset_mib, snapshot_role_runs=arguments.snapshot_role_runs,
+                            snapshot_direct_runs=arguments.snapshot_direct_runs, snapshot_blocks=arguments.snapshot_blocks,
+                            snapshot_writer=not arguments.no_writer, rethinkdb_bin=bool(os.environ.get('RETHINKDB_BIN'))),
+            datasets={},
+            parts={},
+            figures=[],
+            skipped=[],
+            errors=[],
+        )
+
+    def wanted(self, part: str) -> bool:
+        return part in self.arguments.parts
+
+    def skip(self, part: str, reason: str) -> None:
+        say('== %s: skipped, %s' % (part, reason))
+        self.results['skipped'].append(dict(part=part, reason=reason))
+
+    def part(self, name: str, measure) -> None:
+        """Run one part and keep its figures; a failure is recorded and the next part runs."""
+        say('== %s (%.0f s into the run)' % (name, time.perf_counter() - self.started))
+        record = self.results['parts'][name] = dict(load_average_start=_load_average())
+        started = time.perf_counter()
+        try:
+            self.results['figures'].extend(measure())
+        except Exception as exc:  # recorded with its traceback; the run goes on and exits 1
+            say('== %s failed: %s' % (name, exc))
+            self.results['errors'].append(dict(part=name, error=str(exc), traceback=traceback.format_exc()))
+        record.update(seconds=round(time.perf_counter() - started, 1), load_average_end=_load_average())
+
+    def unavailable(self, part: str) -> str | None:
+        """Why a part cannot run on this machine, or None."""
+        if part == 'snapshot':
+            return loopfs.unavailable('btrfs')
+        if part == 'fsfreeze':
+            return loopfs.unavailable('xfs')
+        missing = [tool for tool in ('tar', 'zstd', 'sync') if part in NEEDS_DATASET and shutil.which(tool) is None]
+        return 'needs %s, not installed' % ', '.join(missing) if missing else None
+
+    def runnable(self) -> list:
+        runnable = []
+        for part in self.arguments.parts:
+            reason = self.unavailable(part)
+            if reason:
+                self.skip(part, reason)
+            else:
+                runnable.append(part)
+        return runnable
+
+    def loaded_cluster_parts(self, parts: list) -> dict | None:
+        """Start the dump cluster, load it, run the dump part, and build the node data set from its files."""
+        blocks = self.results['parameters']['blocks']
+        say('== loading %d blocks of BigchainDB data into a 3-node cluster' % blocks)
+        cluster_root = self.work / 'dump-cluster'
+        with Cluster(cluster_root, size=3) as cluster:
+            self.results['server'] = machine.server_facts(cluster)
+            loaded = datasets.load_cluster(cluster, blocks)
+            self.results['datasets']['dump_cluster'] = loaded
+            say('   loaded %s in %.0f s' % (loaded['documents'], loaded['seconds']))
+            if 'dump' in parts:
+                self.part('dump', lambda: dump.measure(cluster, self.work / 'dump', self.arguments.dump_reps, loaded))
+        if not any(part in NEEDS_DATASET for part in parts):
+            return None
+        dataset = datasets.scaled_data_dir(datasets.server_data_dirs(cluster), self.work / 'dataset' / 'node',
+                                           self.arguments.dataset_mib << 20)
+        dataset['source'] = ("the dump cluster's own data files (%s, BigchainDB documents): the first node's small files once, "
+                             'every table file repeated under new names' % self.results['server']['kind'])
+        shutil.rmtree(cluster_root / 'data')
+        self.results['datasets']['node_data_dir'] = dataset
+        say('   node data set: %d files, %.0f MB' % (dataset['files'], dataset['bytes'] / 1e6))
+        return dataset
+
+    def execute(self) -> None:
+        parts = self.runnable()
+        if any(part in NEEDS_LOADED_CLUSTER for part in parts):
+            dataset = self.loaded_cluster_parts(parts)
+            if 'archive' in parts:
+                self.part('archive', lambda: archive.measure_archive(dataset, self.work, self.arguments.reps))
+            if 'unpack' in parts:
+                self.part('unpack', lambda: archive.measure_unpack(dataset, self.work, self.arguments.reps, self.modules))
+            if 'fsfreeze' in parts:
+                self.part('fsfreeze', lambda: snapshot.measure_fsfreeze(dataset, self.work, self.arguments.reps, self.modules))
+        if 'snapshot' in parts:
+            self.part('snapshot', lambda: snapshot.measure_btrfs(self.work, self.arguments.snapshot_role_runs, self.arguments.snapshot_direct_runs,
+                                                                 self.arguments.snapshot_blocks, self.modules, not self.arguments.no_writer))
+
+    def finish(self) -> Path:
+        """Remove the work directory, complete and write the results."""
+        try:
+            shutil.rmtree(self.work)
+        except OSError as exc:
+            self.results['errors'].append(dict(part='clean-up', error='the work directory %s was not removed: %s' % (self.work, exc),
+                                               traceback=traceback.format_exc()))
+        self.results['machine']['load_average_end'] = _load_average()
+        self.results['seconds'] = round(time.perf_counter() - self.started, 1)
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
+        return report.write_results(self.results, Path(self.arguments.results_dir), stamp)
+
+
+def main(argv: list | None = None) -> int:
+    arguments = parse_arguments(argv)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    bench_run = Run(arguments)
+    say('bench: work directory %s' % bench_run.work)
+    try:
+        bench_run.execute()
+    except Exception as exc:  # outside any part (the data set, a cluster's start): recorded, then the results are written
+        bench_run.results['errors'].append(dict(part='setup', error=str(exc), traceback=traceback.format_exc()))
+    finally:
+        path = bench_run.finish()
+    say('\n' + report.table(bench_run.results))
+    say('\nresults: %s (and latest.json), %.0f s in all' % (os.path.relpath(path, Path.cwd()), bench_run.results['seconds']))
+    for error in bench_run.results['errors']:
+        sys.stderr.write('\n%s failed:\n%s' % (error['part'], error['traceback']))
+    return 1 if bench_run.results['errors'] else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
