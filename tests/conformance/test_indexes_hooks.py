@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from rethinkdb.errors import ReqlOpFailedError
 
@@ -38,6 +40,22 @@ def test_index_status_shape(r, conn, blocks):
         assert status['query'].startswith("indexCreate('%s', function(" % status['index'])
     assert [status['multi'] for status in statuses] == [False, True]
     assert blocks.index_list().run(conn) == ['block_timestamp', 'transaction_id']
+
+
+def numbered_vars(text: str) -> str:
+    """Variables renumbered v1, v2... in order of appearance (the driver's counter differs between runs)."""
+    seen: dict = {}
+    return re.sub(r'var\d+', lambda match: seen.setdefault(match.group(0), 'v%d' % (len(seen) + 1)), text)
+
+
+def test_index_query_texts(r, conn, blocks):
+    blocks.index_create('tx_ids', lambda block: block['block']['transactions'].map(lambda tx: tx['id'])).run(conn)
+    texts = dict((status['index'], numbered_vars(status['query'])) for status in blocks.index_status().run(conn))
+    assert texts['block_timestamp'] == 'indexCreate(\'block_timestamp\', function(v1) { return r.row("block")("timestamp"); })'
+    assert texts['transaction_id'] == ('indexCreate(\'transaction_id\', function(v1) { return '
+                                       'r.row("block")("transactions")("id"); }, {multi: true})')
+    assert texts['tx_ids'] == ('indexCreate(\'tx_ids\', function(v1) { return v1("block")("transactions").map(function (v2) {\n'
+                               + ' ' * 38 + 'return v2("id");\n' + ' ' * 34 + '}); })')
 
 
 def test_index_round_trip_from_blob(r, conn, blocks):
