@@ -280,10 +280,21 @@ def encode_key(value) -> bytes:
 MAX_PRIMARY_KEY_SIZE = 128
 
 
+def check_key_bound(value, primary: bool) -> None:
+    """Refuse a between() bound or get_all() key no index can hold (objects), with the real messages."""
+    if isinstance(value, dict) and ptype(value) is None:
+        if primary:
+            raise errors.logic('Primary keys must be either a number, string, bool, pseudotype or array (got type '
+                               'OBJECT):\n%s' % truncated(value))
+        raise errors.logic('Secondary keys must be a number, string, bool, pseudotype, or array (got %s of type '
+                           'OBJECT).' % print_datum(value))
+
+
 def check_primary_key(value) -> None:
     """Refuse values the real server cannot store as a primary key, with its messages."""
     if value is None or (isinstance(value, dict) and ptype(value) is None) or isinstance(value, Extremum):
-        raise errors.logic('Primary keys must be either a number, string, bool, pseudotype or array (got type %s):\n%s'
-                           % (type_name(value), truncated(value)))
+        message = ('Primary keys must be either a number, string, bool, pseudotype or array (got type %s):\n%s'
+                   % (type_name(value), truncated(value)))
+        raise errors.NonExistence(message) if value is None else errors.logic(message)
     if isinstance(value, str) and len(value.encode('utf-8')) + 1 > MAX_PRIMARY_KEY_SIZE:
         raise errors.logic('Primary key too long (max %d characters): %s' % (MAX_PRIMARY_KEY_SIZE - 1, print_datum(value)))

@@ -276,7 +276,10 @@ def to_array(ctx: Context, value) -> list:
 def map_sequence(ctx: Context, sequence, batch_function, keep_table: bool = False):
     """Apply `batch_function` (list -> list) to an array, or lazily to a stream (a selection stays one if asked)."""
     if isinstance(sequence, list):
-        return ctx.check_array(batch_function(sequence))
+        result = ctx.check_array(batch_function(sequence))
+        if keep_table and isinstance(sequence, ArraySelection):
+            return ArraySelection(result, sequence.table)
+        return result
     table = sequence.table if keep_table else None
     return Stream(lambda: (batch_function(batch) for batch in sequence.batches()), table=table)
 

@@ -11,7 +11,7 @@ import uuid
 
 from . import datum, errors
 from .evaluator import (
-    all_args, arg, as_array, as_int, as_number, as_object, as_sequence, as_string, call_datum,
+    all_args, arg, as_array, as_int, as_number, as_sequence, as_string, call_datum,
     datum_type_error, handler, map_sequence, optarg, to_array, to_datum, type_of,
 )
 from .terms import literal
@@ -118,23 +118,45 @@ def _rounding(ctx, node, scope):
     return datum.number(float(math.floor(value + 0.5) if value >= 0 else -math.floor(-value + 0.5)))
 
 
-def get_field(value, field: str):
+def object_target(name: str, value, nested: bool = False) -> dict:
+    """The object pluck, without, merge, has_fields, get_field or bracket works on, or the real errors (`nested`:
+    an element of a sequence the term maps over)."""
+    value = to_datum(value)
+    if isinstance(value, dict) and datum.ptype(value) != 'BINARY':
+        if datum.REQL_TYPE in value:
+            raise errors.logic('Cannot call `%s` on objects of type `%s`.' % (name, datum.type_name(value)))
+        return value
+    if nested and isinstance(value, list):
+        raise errors.logic('Cannot perform %s on a sequence of sequences.' % name)
+    message = 'Cannot perform %s on a non-object non-sequence `%s`.' % (name, datum.truncated(value))
+    if value is None:
+        raise errors.NonExistence(message)
+    raise errors.logic(message)
+
+
+def get_field(value, field: str, name: str = 'get_field', nested: bool = False):
     """obj('field'): a missing field is NON_EXISTENCE."""
-    if not isinstance(value, dict) or datum.ptype(value) == 'BINARY':
-        raise datum_type_error('OBJECT', value)
+    value = object_target(name, value, nested)
     if field not in value:
         raise errors.NonExistence('No attribute `%s` in object:\n%s' % (field, datum.print_datum(value)))
     return value[field]
 
 
+def _keys_target(name: str, value) -> dict:
+    value = to_datum(value)
+    if not isinstance(value, dict) or datum.REQL_TYPE in value:
+        raise errors.logic('Cannot call `%s` on objects of type `%s`.' % (name, datum.type_name(value)))
+    return value
+
+
 @handler(Term.KEYS)
 def _keys(ctx, node, scope):
-    return sorted(as_object(arg(ctx, node, 0, scope)))
+    return sorted(_keys_target('keys', arg(ctx, node, 0, scope)))
 
 
 @handler(Term.VALUES)
 def _values(ctx, node, scope):
-    value = as_object(arg(ctx, node, 0, scope))
+    value = _keys_target('values', arg(ctx, node, 0, scope))
     return [value[key] for key in sorted(value)]
 
 
@@ -210,25 +232,36 @@ def without(value: dict, paths: list) -> dict:
     return result
 
 
-def _object_or_sequence(ctx, node, scope, object_function, keep_table=False):
+def _object_or_sequence(ctx, node, scope, name, object_function, keep_table=False):
     values = all_args(ctx, node, scope)
     target = values[0]
     selectors = [to_datum(value) for value in values[1:]]
     if isinstance(target, Sequence) or isinstance(to_datum(target), list):
         sequence = as_sequence(target)
-        return map_sequence(ctx, sequence, lambda batch: [object_function(as_object(item), selectors) for item in batch],
-                            keep_table=keep_table)
-    return object_function(as_object(target), selectors)
+        return map_sequence(ctx, sequence, lambda batch: [
+            object_function(object_target(name, item, nested=True), selectors) for item in batch],
+            keep_table=keep_table)
+    return object_function(object_target(name, target), selectors)
 
 
 @handler(Term.PLUCK)
 def _pluck(ctx, node, scope):
-    return _object_or_sequence(ctx, node, scope, lambda value, selectors: pluck(value, _selector_paths(selectors)))
+    return _object_or_sequence(ctx, node, scope, 'pluck',
+                               lambda value, selectors: pluck(value, _selector_paths(selectors)))
 
 
 @handler(Term.WITHOUT)
 def _without(ctx, node, scope):
-    return _object_or_sequence(ctx, node, scope, lambda value, selectors: without(value, _selector_paths(selectors)))
+    return _object_or_sequence(ctx, node, scope, 'without',
+                               lambda value, selectors: without(value, _selector_paths(selectors)))
+
+
+def _has_fields_in(item, paths: list) -> bool:
+    """has_fields as a filter over a sequence: a null element is left out, other non-objects are errors."""
+    if item is None:
+        return False
+    object_target('has_fields', item, nested=True)
+    return all(_has_path(item, path) for path in paths)
 
 
 @handler(Term.HAS_FIELDS)
@@ -239,8 +272,8 @@ def _has_fields(ctx, node, scope):
     if isinstance(target, Sequence) or isinstance(to_datum(target), list):
         sequence = as_sequence(target)
         return map_sequence(ctx, sequence, lambda batch: [
-            item for item in batch if all(_has_path(item, path) for path in paths)], keep_table=True)
-    value = as_object(target)
+            item for item in batch if _has_fields_in(item, paths)], keep_table=True)
+    value = object_target('has_fields', target)
     return all(_has_path(value, path) for path in paths)
 
 
@@ -289,15 +322,15 @@ def _strip_literals(value):
 def _merge(ctx, node, scope):
     values = all_args(ctx, node, scope)
 
-    def merge_all(value):
-        value = as_object(value)
+    def merge_all(value, nested=False):
+        value = object_target('merge', value, nested)
         for other in values[1:]:
             other = call_datum(ctx, other, [value]) if isinstance(other, Func) else to_datum(other)
             value = merge(value, other)
         return value
     target = values[0]
     if isinstance(target, Sequence) or isinstance(to_datum(target), list):
-        return map_sequence(ctx, as_sequence(target), lambda batch: [merge_all(item) for item in batch])
+        return map_sequence(ctx, as_sequence(target), lambda batch: [merge_all(item, True) for item in batch])
     return merge_all(target)
 
 
@@ -440,7 +473,8 @@ def _coerce_to(ctx, node, scope):
         return [[key, value[key]] for key in sorted(value)]
     if target == 'OBJECT' and source == 'ARRAY':
         return _pairs_to_object(value)
-    raise errors.logic('Cannot coerce %s to %s.' % (source, target))
+    message = 'Cannot coerce %s to %s.' % (source, target)
+    raise errors.NonExistence(message) if value is None else errors.logic(message)
 
 
 def _pairs_to_object(pairs: list) -> dict:

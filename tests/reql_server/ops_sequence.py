@@ -14,15 +14,29 @@ from .evaluator import (
     Context, all_args, arg, as_func, as_int, as_number, as_sequence, as_string, call, call_datum, constant_func,
     handler, map_sequence, optarg, to_array, to_datum, truthy, MISSING,
 )
-from .ops_datum import get_field, merge, predicate_func
+from .ops_datum import get_field, merge, object_target, predicate_func
 from .protocol import ErrorType, Term
 from .values import ArraySelection, Func, Ordering, Sequence, SingleSelection, Stream
 from .writes import merge_write_results
 
 
 def _field_func(field) -> Func:
+    """The function a field name stands for (GET_FIELD_SHORTCUT): row('field'), an array's fields too."""
     field = as_string(field)
-    return Func(None, native=lambda row: get_field(to_datum(row), field))
+
+    def get(row):
+        row = to_datum(row)
+        if isinstance(row, list):
+            result = []
+            for item in row:
+                if item is None:
+                    continue
+                value = object_target('get_field', item, nested=True)
+                if field in value:
+                    result.append(value[field])
+            return result
+        return get_field(row, field)
+    return Func(None, native=get)
 
 
 def _mapper(value) -> Func:
@@ -123,6 +137,8 @@ def _limit(ctx, node, scope):
     count = as_int(arg(ctx, node, 1, scope))
     if count < 0:
         raise errors.logic('LIMIT takes a non-negative argument (got %d)' % count)
+    if isinstance(sequence, ArraySelection):
+        return ArraySelection(sequence[:count], sequence.table)
     if isinstance(sequence, list):
         return sequence[:count]
     return _derived(sequence, lambda batches: _limit_batches(batches, count), keep_table=True)
@@ -134,6 +150,8 @@ def _skip(ctx, node, scope):
     count = as_int(arg(ctx, node, 1, scope))
     if count < 0:
         raise errors.logic('Cannot use a negative left index on a stream.')
+    if isinstance(sequence, ArraySelection):
+        return ArraySelection(sequence[count:], sequence.table)
     if isinstance(sequence, list):
         return sequence[count:]
     return _derived(sequence, lambda batches: _skip_batches(batches, count), keep_table=True)
@@ -146,17 +164,32 @@ def _slice(ctx, node, scope):
     end = as_int(arg(ctx, node, 2, scope)) if len(node.args) > 2 else None
     left_open = as_string(optarg(ctx, node, 'left_bound', scope, 'closed')) == 'open'
     right_closed = as_string(optarg(ctx, node, 'right_bound', scope, 'open')) == 'closed'
-    value = to_datum(target) if not isinstance(target, Sequence) else None
+    if isinstance(target, (Sequence, ArraySelection)):
+        return _slice_stream(target, start, end, left_open, right_closed)
+    value = to_datum(target)
     if isinstance(value, str) or datum.ptype(value) == 'BINARY':
         return _slice_datum(value, start, end, left_open, right_closed)
-    sequence = as_sequence(target)
-    if isinstance(sequence, list) or start < 0 or (end is not None and end < 0):
-        items = to_array(ctx, sequence)
-        return _slice_list(items, start, end, left_open, right_closed)
+    if not isinstance(value, list):
+        raise errors.logic('Expected ARRAY, BINARY, or STRING, but found %s.' % datum.type_name(value))
+    return _slice_list(value, start, end, left_open, right_closed)
+
+
+def _slice_stream(sequence, start: int, end, left_open: bool, right_closed: bool):
+    """slice() of a stream or selection: no negative indexes but an inclusive -1 (the real rules)."""
+    if start < 0:
+        raise errors.logic('Cannot use a negative left index on a stream.')
     first = start + (1 if left_open else 0)
-    if end is None:
+    last = None
+    if end is not None and end < -1:
+        raise errors.logic('Cannot use a right index < -1 on a stream.')
+    if end == -1 and not right_closed:
+        raise errors.logic('Cannot slice to an open right index of -1 on a stream.')
+    if end is not None and end != -1:
+        last = end + (1 if right_closed else 0)
+    if isinstance(sequence, ArraySelection):
+        return ArraySelection(list(sequence)[first:last] if last is None or last > first else [], sequence.table)
+    if last is None:
         return _derived(sequence, lambda batches: _skip_batches(batches, first), keep_table=True)
-    last = end + (1 if right_closed else 0)
     return _derived(sequence, lambda batches: _limit_batches(_skip_batches(batches, first), last - first),
                     keep_table=True)
 
@@ -185,13 +218,13 @@ def nth_value(ctx: Context, target, index: int):
     """seq.nth(index): a single selection when the sequence is a table selection."""
     sequence = as_sequence(target)
     item = _nth(ctx, sequence, index)
-    if isinstance(sequence, Sequence) and sequence.table is not None:
+    if isinstance(sequence, (Sequence, ArraySelection)) and sequence.table is not None:
         return SingleSelection(sequence.table, item[sequence.table.primary_key], row=item)
     return item
 
 
 def _nth(ctx: Context, sequence, index: int):
-    if isinstance(sequence, list):
+    if isinstance(sequence, list) and not isinstance(sequence, ArraySelection):
         if index < -len(sequence) or index >= len(sequence):
             raise errors.NonExistence('Index out of bounds: %d' % index)
         return sequence[index]
@@ -220,10 +253,18 @@ def _is_sequence(value) -> bool:
         isinstance(value, SingleSelection) and isinstance(value.row, list))
 
 
-def _pluck_field(ctx: Context, target, field: str):
-    """seq('field'): each element's field, skipping elements without it."""
-    return map_sequence(ctx, as_sequence(target), lambda batch: [
-        item[field] for item in batch if isinstance(item, dict) and field in item])
+def _pluck_field(ctx: Context, target, field: str, name: str):
+    """seq('field'): each element's field, skipping elements without it (or null); other non-objects are errors."""
+    def fields(batch):
+        result = []
+        for item in batch:
+            if item is None:
+                continue
+            value = object_target(name, item, nested=True)
+            if field in value:
+                result.append(value[field])
+        return result
+    return map_sequence(ctx, as_sequence(target), fields)
 
 
 @handler(Term.BRACKET)
@@ -238,8 +279,8 @@ def _bracket(ctx, node, scope):
         raise errors.logic('Expected NUMBER or STRING as second argument to `bracket` but found %s.'
                            % datum.type_name(key))
     if _is_sequence(target):
-        return _pluck_field(ctx, target, key)
-    return get_field(to_datum(target), key)
+        return _pluck_field(ctx, target, key, 'bracket')
+    return get_field(to_datum(target), key, 'bracket')
 
 
 @handler(Term.GET_FIELD)
@@ -249,7 +290,7 @@ def _get_field(ctx, node, scope):
     if isinstance(target, dict) and field in target and datum.ptype(target) != 'BINARY':
         return target[field]
     if _is_sequence(target):
-        return _pluck_field(ctx, target, field)
+        return _pluck_field(ctx, target, field, 'get_field')
     return get_field(to_datum(target), field)
 
 
@@ -269,19 +310,152 @@ def _sort_keys(ctx: Context, orderings: list):
 
 
 def sort_rows(ctx: Context, rows: list, orderings: list) -> list:
-    """Sort rows by several orderings, rows missing a field last (as the real server does)."""
-    for func, descending in reversed(_sort_keys(ctx, orderings)):
-        decorated = []
-        for row in rows:
+    """Sort rows by several orderings; a row missing a field sorts before all others (after them descending).
+
+    Sort keys are computed once each. When one fails, the rows are sorted again the way the real server does
+    (libstdc++'s stable_sort calling its comparator, lt_cmp_t), so the same error surfaces first, or none at all
+    when the real server never asks for that key.
+    """
+    keys = _sort_keys(ctx, orderings)
+    memo: list = [{} for _ in keys]
+
+    def key_of(which: int, position: int):
+        found = memo[which].get(position)
+        if found is None:
             try:
-                decorated.append((call_datum(ctx, func, [row]), row))
+                found = (True, call_datum(ctx, keys[which][0], [rows[position]]))
             except errors.ReqlError as error:
                 if error.error_type != ErrorType.NON_EXISTENCE:
-                    raise
-                decorated.append((datum.MAXVAL, row))
-        decorated.sort(key=lambda pair: datum.sort_key(pair[0]), reverse=descending)
-        rows = [row for _key, row in decorated]
-    return rows
+                    found = (False, error)
+                else:
+                    found = (True, MISSING)
+            memo[which][position] = found
+        return found
+
+    failed = any(not key_of(which, position)[0] for which in range(len(keys)) for position in range(len(rows)))
+    if failed:
+        return [rows[position] for position in _libstdcxx_stable_sort(len(rows), _lt_cmp(keys, key_of))]
+    order = list(range(len(rows)))
+    for which in reversed(range(len(keys))):
+        descending = keys[which][1]
+        order.sort(key=lambda position, which=which: datum.sort_key(
+            datum.MINVAL if key_of(which, position)[1] is MISSING else key_of(which, position)[1]),
+            reverse=descending)
+    return [rows[position] for position in order]
+
+
+def _lt_cmp(keys: list, key_of):
+    """The real lt_cmp_t over row positions: keys computed left then right, missing ones first."""
+    def less(left: int, right: int) -> bool:
+        for which, (_func, descending) in enumerate(keys):
+            left_ok, left_value = key_of(which, left)
+            if not left_ok:
+                raise left_value
+            right_ok, right_value = key_of(which, right)
+            if not right_ok:
+                raise right_value
+            if left_value is MISSING and right_value is MISSING:
+                continue
+            if left_value is MISSING:
+                return not descending
+            if right_value is MISSING:
+                return descending
+            order = datum.compare(left_value, right_value)
+            if order == 0:
+                continue
+            return (order < 0) != descending
+        return False
+    return less
+
+
+def _libstdcxx_stable_sort(count: int, less) -> list:
+    """Positions 0..count-1 sorted as libstdc++'s std::stable_sort (with its buffer) sorts them, comparisons in the
+    same order: halves chunk-insertion-sorted by 7 and merged with a buffer, then merged together."""
+    items = list(range(count))
+    if count == 0:
+        return items
+
+    def insertion_sort(first: int, last: int) -> None:
+        for i in range(first + 1, last):
+            value = items[i]
+            if less(value, items[first]):
+                items[first + 1:i + 1] = items[first:i]
+                items[first] = value
+            else:
+                j = i
+                while less(value, items[j - 1]):
+                    items[j] = items[j - 1]
+                    j -= 1
+                items[j] = value
+
+    def move_merge(source: list, first1: int, last1: int, first2: int, last2: int) -> list:
+        result = []
+        while first1 != last1 and first2 != last2:
+            if less(source[first2], source[first1]):
+                result.append(source[first2])
+                first2 += 1
+            else:
+                result.append(source[first1])
+                first1 += 1
+        return result + source[first1:last1] + source[first2:last2]
+
+    def merge_sort_loop(source: list, step: int) -> list:
+        result, first, last = [], 0, len(source)
+        while last - first >= 2 * step:
+            result += move_merge(source, first, first + step, first + step, first + 2 * step)
+            first += 2 * step
+        step = min(last - first, step)
+        return result + move_merge(source, first, first + step, first + step, last)
+
+    def merge_sort_with_buffer(first: int, last: int) -> None:
+        length = last - first
+        step = 7
+        for chunk in range(first, last, step):
+            insertion_sort(chunk, min(chunk + step, last))
+        part = items[first:last]
+        while step < length:
+            part = merge_sort_loop(part, step)
+            step *= 2
+            part = merge_sort_loop(part, step)
+            step *= 2
+        items[first:last] = part
+
+    middle = (count + 1) // 2
+    merge_sort_with_buffer(0, middle)
+    merge_sort_with_buffer(middle, count)
+    left, right = items[:middle], items[middle:]
+    if len(left) <= len(right):
+        merged, i, j = [], 0, 0
+        while i < len(left) and j < len(right):
+            if less(right[j], left[i]):
+                merged.append(right[j])
+                j += 1
+            else:
+                merged.append(left[i])
+                i += 1
+        items[:] = merged + left[i:] + right[j:]
+    else:
+        # __move_merge_adaptive_backward: the right half in the buffer, merged from the back.
+        result = items[:]
+        last1, last2, out = middle - 1, len(right) - 1, count
+        while True:
+            if right and less(right[last2], left[last1]):
+                out -= 1
+                result[out] = left[last1]
+                if last1 == 0:
+                    result[out - last2 - 1:out] = right[:last2 + 1]
+                    break
+                last1 -= 1
+            else:
+                if not right:
+                    break
+                out -= 1
+                result[out] = right[last2]
+                if last2 == 0:
+                    break
+                last2 -= 1
+        items[:] = result
+    return items
 
 
 @handler(Term.ORDER_BY)
@@ -299,6 +473,7 @@ def _order_by(ctx, node, scope):
         target = order_by_index(index_name, descending)
         if len(values) == 1:
             return target
+        return _indexed_sort(ctx, target, values[1:])
     sequence = as_sequence(target)
     if len(values) == 1:
         raise errors.logic('Must specify something to order by.')
@@ -307,15 +482,33 @@ def _order_by(ctx, node, scope):
     return ArraySelection(rows, table) if table is not None else rows
 
 
+def _indexed_sort(ctx: Context, ordered, orderings: list):
+    """order_by(fields..., index=...): index order, rows with equal index values sorted by the fields (a stream)."""
+    def batches():
+        group: list = []
+        group_key = None
+        for key, row in ordered.keyed_rows():
+            if group and key != group_key:
+                yield sort_rows(ctx, group, orderings)
+                group = []
+            group_key = key
+            group.append(row)
+        if group:
+            yield sort_rows(ctx, group, orderings)
+    return Stream(batches, table=ordered.table)
+
+
 @handler(Term.DISTINCT)
 def _distinct(ctx, node, scope):
     target = arg(ctx, node, 0, scope)
     index = optarg(ctx, node, 'index', scope, MISSING)
+    table_distinct = getattr(target, 'table_distinct', None)
+    if table_distinct is not None:
+        result = table_distinct(None if index is MISSING else as_string(index))
+        if result is not None:
+            return result
     if index is not MISSING:
-        distinct_index = getattr(target, 'distinct_index', None)
-        if distinct_index is None:
-            raise errors.logic('Expected type TABLE but found %s.' % getattr(target, 'kind', 'DATUM'))
-        return distinct_index(as_string(index))
+        raise errors.logic('Can only perform an indexed distinct on a TABLE.')
     items = datum.sorted_datums(to_array(ctx, target))
     result = []
     for item in items:
@@ -502,8 +695,12 @@ def _zip(ctx, node, scope):
 
 @handler(Term.SAMPLE)
 def _sample(ctx, node, scope):
-    items = to_array(ctx, arg(ctx, node, 0, scope))
+    target = arg(ctx, node, 0, scope)
     count = as_int(arg(ctx, node, 1, scope))
     if count < 0:
         raise errors.logic('Number of items to sample must be non-negative, got `%d`.' % count)
-    return random.sample(items, min(count, len(items)))
+    ctx.check_array(range(count))
+    items = to_array(ctx, target)
+    chosen = random.sample(items, min(count, len(items)))
+    table = getattr(target, 'table', None)
+    return ArraySelection(chosen, table) if table is not None else chosen

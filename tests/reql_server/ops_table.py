@@ -73,6 +73,8 @@ def _get_all(ctx, node, scope):
             raise errors.NonExistence('Keys cannot be NULL.')
     index = optarg(ctx, node, 'index', scope, None)
     index = as_string(index) if index is not None else table.primary_key
+    for key in keys:
+        datum.check_key_bound(key, index == table.primary_key)
     if index == table.primary_key:
         return Stream(lambda: iter([table.access.get_many(keys)]) if keys else iter([]), table=table)
     table.check_index(index)

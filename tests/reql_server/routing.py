@@ -151,11 +151,20 @@ class TableAccess:
 
     def scan_index_raw(self, index: str, index_range: KeyRange, descending: bool = False):
         """Batches of JSON texts of the rows whose index values lie in a range, in index order (shards merged)."""
+        for batch in self._index_entries(index, index_range, descending):
+            yield [text for _ikey, text in batch]
+
+    def scan_index_keyed(self, index: str, index_range: KeyRange, descending: bool = False):
+        """Batches of (encoded index value, row) in index order."""
+        for batch in self._index_entries(index, index_range, descending):
+            yield [(ikey, json.loads(text)) for ikey, text in batch]
+
+    def _index_entries(self, index: str, index_range: KeyRange, descending: bool):
         self._check_primaries(self.shards)
         streams = [self._index_pages(shard, index, index_range, descending) for shard in self.shards]
         if len(streams) == 1:
             for page in streams[0]:
-                yield [text for _ikey, _key, text in page]
+                yield [(ikey, text) for ikey, _key, text in page]
             return
         merged: list = []
         heads = [list(next(stream, [])) for stream in streams]
@@ -168,7 +177,8 @@ class TableAccess:
                 if best is None or (candidate > best[0] if descending else candidate < best[0]):
                     best = (candidate, position)
             position = best[1]
-            merged.append(heads[position].pop(0)[2])
+            entry = heads[position].pop(0)
+            merged.append((entry[0], entry[2]))
             if not heads[position]:
                 heads[position] = list(next(streams[position], []))
             if len(merged) >= PAGE_ROWS:

@@ -10,7 +10,7 @@ from .evaluator import Context, call_datum, type_error
 from .routing import func_from_payload
 from .status import reachable
 from .storage import KeyRange
-from .values import Sequence
+from .values import Sequence, Stream
 
 UNREACHABLE = ('The server(s) hosting table `%s.%s` are currently unreachable. %s If you do not expect the server(s) '
                'to recover, you can use `emergency_repair` to restore availability of the table. '
@@ -65,23 +65,23 @@ class Table(Sequence):
         """table.between(...)."""
         return self.slice().between(lower, upper, index, left_bound, right_bound)
 
-    def distinct_index(self, index: str) -> list:
-        """table.distinct(index=...): the index values in index order, once each."""
-        self.check_index(index)
-        if index == self.primary_key:
-            return [row[index] for batch in self.batches() for row in batch]
+    def table_distinct(self, index: str | None):
+        """table.distinct(index=...)."""
+        return self.slice().table_distinct(index)
+
+    def index_values(self, index: str, rows) -> list:
+        """The values a secondary index holds for rows, each once, in index order."""
         definition = self.access.table['indexes'][index]
         func = func_from_payload({'source': definition['function'], 'scope': {}})
-        values: list = []
-        for row in self.order_by_index(index, False):
+        values: dict = {}
+        for row in rows:
             try:
                 value = call_datum(self.ctx, func, [row])
             except errors.ReqlError:
                 continue
             for item in (value if definition.get('multi') and isinstance(value, list) else [value]):
-                if not any(datum.equal(item, seen) for seen in values[-1:]):
-                    values.append(item)
-        return datum.sorted_datums(list({datum.to_json(value): value for value in values}.values()))
+                values.setdefault(datum.to_json(item), item)
+        return datum.sorted_datums(list(values.values()))
 
     def check_index(self, index: str) -> None:
         """The real error for an index the table does not have."""
@@ -143,6 +143,11 @@ class TableSlice(Sequence):
         if self.index is not None and self.index != index:
             raise errors.logic('Cannot order by index `%s` after calling BETWEEN on index `%s`.' % (self.index, index))
         self.table.check_index(index)
+        order = datum.compare(lower, upper)
+        if not (order > 0 or (order == 0 and 'open' in (left_bound, right_bound))):
+            # Like the real datum_range_t: an empty range is never turned into keys, so it cannot fail.
+            for bound in (lower, upper):
+                datum.check_key_bound(bound, index == self.table.primary_key)
         return self._copy(index=index, between_index=index, lower=lower, upper=upper, left_bound=left_bound,
                           right_bound=right_bound)
 
@@ -167,6 +172,36 @@ class TableSlice(Sequence):
     def count(self) -> int:
         """Number of rows in the slice."""
         return sum(len(batch) for batch in self.raw_batches())
+
+    def keyed_rows(self):
+        """(index key, row) in the slice's order; with the primary index every row has a key of its own."""
+        if self._is_primary():
+            position = 0
+            for batch in self.batches():
+                for row in batch:
+                    position += 1
+                    yield position, row
+            return
+        for batch in self.table.access.scan_index_keyed(self.index, self._range(), self.descending):
+            yield from batch
+
+    def table_distinct(self, index: str | None):
+        """distinct() of a table or a slice of one: a stream in index order (None: not an indexed distinct)."""
+        primary_key = self.table.primary_key
+        wanted = index or primary_key
+        if index is not None and index == primary_key:
+            return Stream(lambda: ([row[primary_key] for row in batch] for batch in self.batches()))
+        if self.index is not None and self.index != wanted:
+            return None
+        self.table.check_index(wanted)
+        ordered = self if self.ordered else self._copy(index=wanted, descending=False, ordered=True)
+        if index is None:
+            return Stream(ordered.batches)
+
+        def values():
+            found = self.table.index_values(wanted, ordered)
+            yield list(reversed(found)) if ordered.descending else found
+        return Stream(values)
 
 
 def as_table(value) -> Table:
