@@ -348,7 +348,7 @@ class ReplicaManager:
                 self._ready_under[(table_id, shard.index)] = me
             elif primary is not None and primary != self._ready_under.get((table_id, shard.index)):
                 needs_sync = True
-            elif primary is None:
+            elif primary is None and not self._may_lead(shard):
                 # The primary is gone and no voter may take over (no majority): like the real one, wait for it.
                 states[shard.index] = WAITING_FOR_PRIMARY
         pending_indexes = self._pending_indexes(store, table)
