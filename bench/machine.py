@@ -30,7 +30,7 @@ def _proc_value(path: str, key: str) -> str | None:
     try:
         with open(path, encoding='utf-8') as lines:
             for line in lines:
-                name, _, value = line.partition(':')
+                name, dummy, value = line.partition(':')
                 if name.strip() == key:
                     return value.strip()
     except OSError:
@@ -43,6 +43,20 @@ def _package_version(name: str) -> str | None:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def cpu_times() -> list:
+    """The machine's CPU time counters (/proc/stat 'cpu': user nice system idle iowait irq softirq steal), in ticks."""
+    with open('/proc/stat', encoding='ascii') as stat:
+        return [int(value) for value in stat.readline().split()[1:9]]
+
+
+def machine_usage(before: list, after: list) -> dict:
+    """How the machine's CPUs spent an interval (everything that ran, not only the benchmark): the shares busy,
+    waiting for I/O, and stolen by the hypervisor."""
+    spent = [late - early for early, late in zip(before, after)]
+    total = sum(spent) or 1
+    return dict(busy=round(1 - (spent[3] + spent[4]) / total, 3), iowait=round(spent[4] / total, 3), steal=round(spent[7] / total, 3))
 
 
 def machine_facts() -> dict:

@@ -49,6 +49,15 @@ def figure_row(figure: dict) -> tuple:
             '%.2fx' % cpu['ratio_of_medians'] if cpu else '', _target_text(figure), RESULT_WORDS[figure['passed']])
 
 
+def _part_line(name: str, part: dict) -> str:
+    """How long a part took and how busy the machine was meanwhile (its own runs included)."""
+    if 'cpus' not in part:
+        return 'part %s: interrupted' % name
+    return 'part %s: %.0f s; CPUs %.0f%% busy, %.0f%% iowait, %.0f%% steal; load average %.1f -> %.1f' % (
+        name, part['seconds'], part['cpus']['busy'] * 100, part['cpus']['iowait'] * 100, part['cpus']['steal'] * 100,
+        part['load_average_start'][0], part['load_average_end'][0])
+
+
 def table(results: dict) -> str:
     """The figures as aligned columns, then what was skipped or failed."""
     rows = [('figure', 'measured (median / best)', 'baseline (median / best)', 'ratio', 'cpu ratio', 'target', 'result')]
@@ -56,6 +65,8 @@ def table(results: dict) -> str:
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     lines = ['  '.join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, '  '.join('-' * width for width in widths))
+    lines.append('')
+    lines += [_part_line(name, part) for name, part in results['parts'].items()]
     lines += ['skipped %s: %s' % (skipped['part'], skipped['reason']) for skipped in results['skipped']]
     lines += ['FAILED %s: %s' % (error['part'], error['error'].splitlines()[0]) for error in results['errors']]
     return '\n'.join(lines)

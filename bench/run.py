@@ -84,8 +84,9 @@ class Run:
             server=None,
             parameters=dict(parts=arguments.parts, documents=arguments.documents,
                             blocks=datasets.blocks_for_dumped_documents(arguments.documents), dumped_tables=list(dump.TABLES),
-                            dump_reps=arguments.dump_reps, reps=arguments.reps, dataset_mib=arguments.dataset_mib, snapshot_role_runs=arguments.snapshot_role_runs,
-                            snapshot_direct_runs=arguments.snapshot_direct_runs, snapshot_blocks=arguments.snapshot_blocks,
+                            dump_reps=arguments.dump_reps, reps=arguments.reps, dataset_mib=arguments.dataset_mib,
+                            snapshot_role_runs=arguments.snapshot_role_runs, snapshot_direct_runs=arguments.snapshot_direct_runs,
+                            snapshot_blocks=arguments.snapshot_blocks,
                             snapshot_writer=not arguments.no_writer, rethinkdb_bin=bool(os.environ.get('RETHINKDB_BIN'))),
             datasets={},
             parts={},
@@ -106,12 +107,14 @@ class Run:
         say('== %s (%.0f s into the run)' % (name, time.perf_counter() - self.started))
         record = self.results['parts'][name] = dict(load_average_start=_load_average())
         started = time.perf_counter()
+        cpu_before = machine.cpu_times()
         try:
             self.results['figures'].extend(measure())
         except Exception as exc:  # recorded with its traceback; the run goes on and exits 1
             say('== %s failed: %s' % (name, exc))
             self.results['errors'].append(dict(part=name, error=str(exc), traceback=traceback.format_exc()))
-        record.update(seconds=round(time.perf_counter() - started, 1), load_average_end=_load_average())
+        record.update(seconds=round(time.perf_counter() - started, 1), load_average_end=_load_average(),
+                      cpus=machine.machine_usage(cpu_before, machine.cpu_times()))
 
     def unavailable(self, part: str) -> str | None:
         """Why a part cannot run on this machine, or None."""

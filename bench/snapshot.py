@@ -62,8 +62,10 @@ class BtrfsRuns:
 
     def settle(self) -> None:
         """Wait until btrfs has cleaned up the deleted snapshots, whose clean-up would slow the next snapshot
-        (runs here follow each other within seconds; backups, hours apart)."""
+        (runs here follow each other within seconds; backups, hours apart). A filesystem sync wakes the
+        cleaner, which otherwise waits for the next periodic commit."""
         for node in self.cluster.nodes:
+            run(['btrfs', 'filesystem', 'sync', node.data_dir.parent])
             run(['btrfs', 'subvolume', 'sync', node.data_dir.parent])
 
     def direct(self) -> dict:
