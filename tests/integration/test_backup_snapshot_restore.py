@@ -1,0 +1,654 @@
+"""Coordinated snapshot backups and whole-cluster restores through the backup and restore playbooks.
+
+Three 3-node clusters: data directories in btrfs subvolumes, on XFS filesystems (a loop filesystem per
+node, as on separate machines), and in plain directories. A writer inserts documents with hard
+durability throughout each backup; after damage and a restore, every insert acknowledged before the
+set's barrier must be back, and nothing written after the last snapshot. Then the faults the roles must
+refuse cleanly: a node down, a node's module killed while its filesystem is frozen, a skew over the limit
+after every node took its snapshot, a corrupt part, a set and an inventory that do not match, no room to
+stage, and a lock held by another backup.
+
+Needs root (mounts, loop devices, fsfreeze); each test skips with the reason when a tool is missing.
+Clusters sharing a module fixture are used in file order: the tests that refuse change nothing, and the
+tests that restore come last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from rethinkdb import RethinkDB
+from rethinkdb.errors import ReqlError
+
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import backup_set
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_lock import NodeLock
+from tests.harness.cluster import Cluster, wait_for
+from tests.integration.conftest import Ansible
+from tests.integration.helpers import load_bigchain
+
+r = RethinkDB()
+NODES = ('node1', 'node2', 'node3')
+TABLES = ('backlog', 'bigchain', 'votes')
+BACKUP = 'bigchaindb.rethinkdb.backup'
+RESTORE = 'bigchaindb.rethinkdb.restore'
+COMMIT_TASK = "Commit the backup set, checking every part's size and sha256 after the transfer"
+CHECK_SET_TASK = 'Check the whole set before touching the cluster (manifest, sizes, sha256 of every part)'
+MATCH_TASK = 'Check that the set and the inventory match one to one'
+STAGE_TASK = 'Check and unpack each part beside the data while the cluster still runs'
+SNAPSHOT_TASK = "Take every node's snapshot at the same instant"
+# The role's limit on the skew between the nodes' snapshots (backup_max_skew_ms).
+MAX_SKEW_MS = 250
+# taken_at is written with milliseconds; a document sent this long after it may still be in the snapshot.
+TIME_ROUNDING = 0.002
+
+
+def missing_tools(*tools) -> list:
+    return [tool for tool in tools if shutil.which(tool) is None]
+
+
+def needs(*tools):
+    """Skip unless root with these commands installed."""
+    if os.geteuid() != 0:
+        return pytest.mark.skip(reason='snapshot tests need root (mounts, loop devices, fsfreeze)')
+    missing = missing_tools('mount', 'umount', *tools)
+    return pytest.mark.skipif(bool(missing), reason='snapshot tests need %s' % ', '.join(missing))
+
+
+def quiet(argv: list) -> int:
+    """Run a clean-up command whose failure only means there was nothing to clean."""
+    return subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode
+
+
+def unmount(mountpoint: Path) -> None:
+    """Thaw (in case a test left it frozen) and unmount, lazily if something still holds it."""
+    quiet(['fsfreeze', '--unfreeze', str(mountpoint)])
+    if quiet(['umount', str(mountpoint)]) != 0:
+        quiet(['umount', '--lazy', str(mountpoint)])
+
+
+@contextlib.contextmanager
+def loop_filesystem(mountpoint: Path, fstype: str, megabytes: int):
+    """A fresh filesystem in a sparse image beside mountpoint, on a loop device, mounted there; always torn down."""
+    image = mountpoint.with_name(mountpoint.name + '.img')
+    mountpoint.mkdir(parents=True)
+    with open(image, 'wb') as stream:
+        stream.truncate(megabytes << 20)
+    force = '-F' if fstype.startswith('ext') else '-f'
+    subprocess.run(['mkfs.' + fstype, '-q', force, str(image)], check=True, stdout=subprocess.DEVNULL)
+    device = subprocess.run(['losetup', '--find', '--show', str(image)], check=True, capture_output=True, text=True).stdout.strip()
+    try:
+        subprocess.run(['mount', device, str(mountpoint)], check=True)
+        try:
+            yield mountpoint
+        finally:
+            unmount(mountpoint)
+    finally:
+        quiet(['losetup', '--detach', device])
+        image.unlink()
+
+
+@contextlib.contextmanager
+def tmpfs(mountpoint: Path, megabytes: int):
+    """A tmpfs of this size mounted at mountpoint; always unmounted."""
+    mountpoint.mkdir(parents=True)
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=%dm' % megabytes, 'tmpfs', str(mountpoint)], check=True)
+    try:
+        yield mountpoint
+    finally:
+        unmount(mountpoint)
+
+
+@contextlib.contextmanager
+def frozen(mountpoint: Path):
+    """A filesystem frozen for the duration; always thawed."""
+    subprocess.run(['fsfreeze', '--freeze', str(mountpoint)], check=True)
+    try:
+        yield mountpoint
+    finally:
+        quiet(['fsfreeze', '--unfreeze', str(mountpoint)])
+
+
+class Writer(threading.Thread):
+    """Inserts numbered documents into bigchain.backlog one at a time with hard durability until stopped, through
+    whichever node answers, and records when each acknowledged insert was sent and acknowledged. An insert that
+    fails (its server stopped) is not retried: it may or may not have been written, so no test counts on it."""
+
+    def __init__(self, cluster: Cluster, pause: float = 0.02):
+        super().__init__(daemon=True)
+        self.cluster = cluster
+        self.pause = pause
+        self.prefix = 'writer-%s' % uuid.uuid4().hex[:8]
+        self.stopping = threading.Event()
+        self.acknowledged: list = []
+        self.errors: list = []
+
+    def run(self) -> None:
+        number = 0
+        node = 0
+        connection = None
+        while not self.stopping.is_set():
+            if connection is None:
+                try:
+                    connection = self.cluster.connect(NODES[node % len(NODES)], timeout=2)
+                except (ReqlError, OSError) as exc:
+                    self.errors.append(str(exc))
+                    node += 1
+                    self.stopping.wait(0.1)
+                    continue
+            document = dict(id='%s-%06d' % (self.prefix, number), assignee='writer', assignment_timestamp=number)
+            number += 1
+            sent_at = time.time()
+            try:
+                written = r.db('bigchain').table('backlog').insert(document, durability='hard').run(connection)
+            except (ReqlError, OSError) as exc:
+                self.errors.append(str(exc))
+                close_quietly(connection)
+                connection = None
+                node += 1
+                continue
+            if written['inserted'] == 1:
+                self.acknowledged.append((document['id'], sent_at, time.time()))
+            else:
+                self.errors.append(written.get('first_error', repr(written)))
+            self.stopping.wait(self.pause)
+        if connection is not None:
+            close_quietly(connection)
+
+    def wait_writing(self, count: int, timeout: float = 30) -> None:
+        """Wait until `count` inserts were acknowledged; fail with the last errors if they are not."""
+        deadline = time.monotonic() + timeout
+        while len(self.acknowledged) < count:
+            assert time.monotonic() < deadline, 'the writer cannot write: %s' % self.errors[-3:]
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(30)
+
+    def acknowledged_before(self, instant: float) -> set:
+        return set(key for key, sent_at, acked_at in self.acknowledged if acked_at < instant)
+
+    def sent_after(self, instant: float) -> set:
+        return set(key for key, sent_at, acked_at in self.acknowledged if sent_at > instant)
+
+
+def close_quietly(connection) -> None:
+    """Close a connection whose server may be gone; a broken connection has nothing left to close."""
+    with contextlib.suppress(ReqlError, OSError):
+        connection.close(noreply_wait=False)
+
+
+def epoch(iso: str) -> float:
+    """A time as the backup set format writes it (2026-11-24T16:30:00.123Z), in seconds since the epoch."""
+    return datetime.datetime.strptime(iso, '%Y-%m-%dT%H:%M:%S.%fZ').replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+def write_inventory(cluster: Cluster, path: Path, group_vars: dict, host_vars: dict | None = None) -> Path:
+    """The cluster's inventory with variables for its group and, by host, for its hosts."""
+    inventory = cluster.inventory()
+    group = inventory['all']['children']['rethinkdb']
+    group.setdefault('vars', {}).update(group_vars)
+    for host, variables in (host_vars or {}).items():
+        group['hosts'].setdefault(host, {}).update(variables)
+    path.write_text(yaml.safe_dump(inventory, default_flow_style=False, sort_keys=False))
+    return path
+
+
+class Setup:
+    """A cluster loaded with BigchainDB data (3 replicas), its inventory and ansible-playbook, and where its backups go."""
+
+    def __init__(self, cluster: Cluster, workdir: Path, host_vars: dict | None = None):
+        self.cluster = cluster
+        self.workdir = workdir
+        self.backups = workdir / 'backups'
+        self.host_vars = host_vars or {}
+        self.node_dirs = workdir / 'node-dirs'
+        self.group_vars = dict(rethinkdb_backup_root=str(self.backups), rethinkdb_backup_node_dir=str(self.node_dirs))
+        self.ansible = Ansible(workdir, write_inventory(cluster, workdir / 'inventory.yml', self.group_vars, self.host_vars))
+        load_bigchain(cluster, blocks=20, replicas=3)
+
+    def other_inventory(self, name: str, host_vars: dict) -> Ansible:
+        """ansible-playbook in a directory of its own, against the inventory with these host variables changed or added."""
+        workdir = self.workdir / name
+        workdir.mkdir()
+        changed = dict(self.host_vars)
+        for host, variables in host_vars.items():
+            changed[host] = dict(changed.get(host, {}), **variables)
+        return Ansible(workdir, write_inventory(self.cluster, workdir / 'inventory.yml', self.group_vars, changed))
+
+    def data_dirs(self) -> list:
+        return [node.data_dir for node in self.cluster.nodes]
+
+    def pids(self) -> list:
+        return [node.pid() for node in self.cluster.nodes]
+
+    def sets(self) -> list:
+        """The cluster's backup sets, newest first, as the catalog lists them."""
+        return backup_set.list_sets(str(self.backups), 'rethinkdb')
+
+
+@contextlib.contextmanager
+def started(root: Path, data_dirs: dict | None = None):
+    """A 3-node cluster (data directories where given), always torn down before its filesystems go."""
+    cluster = Cluster(root / 'cluster', size=3, data_dirs=data_dirs)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.teardown()
+
+
+def documents(cluster: Cluster, table: str) -> dict:
+    """Every document of a bigchain table by id."""
+    with cluster.connect() as connection:
+        return dict((document['id'], document) for document in r.db('bigchain').table(table).run(connection))
+
+
+class BackedUp:
+    """A snapshot backup taken with the writer inserting throughout, and what the tests compare with."""
+
+    def __init__(self, setup: Setup, backend: str, **variables):
+        self.setup = setup
+        self.unchanged = dict((table, documents(setup.cluster, table)) for table in ('bigchain', 'votes'))
+        self.writer = Writer(setup.cluster)
+        self.writer.start()
+        try:
+            self.writer.wait_writing(10)
+            self.run = setup.ansible.playbook(BACKUP, dict(variables, method='snapshot', backend=backend))
+        finally:
+            self.writer.stop()
+        self.set_dir = Path(self.run.result(COMMIT_TASK)['set']['path'])
+        self.manifest = json.loads((self.set_dir / 'manifest.json').read_text())
+
+
+def damage(cluster: Cluster) -> None:
+    """Delete some blocks and drop the votes."""
+    with cluster.connect() as connection:
+        r.db('bigchain').table('bigchain').limit(7).delete().run(connection)
+        r.db('bigchain').table_drop('votes').run(connection)
+
+
+def assert_healthy(cluster: Cluster) -> None:
+    """All three servers connected and every table with all its replicas ready, as it was backed up (3 replicas)."""
+    with cluster.connect() as connection:
+        servers = list(r.db('rethinkdb').table('server_status').run(connection))
+        statuses = list(r.db('rethinkdb').table('table_status').filter({'db': 'bigchain'}).run(connection))
+        configs = list(r.db('rethinkdb').table('table_config').filter({'db': 'bigchain'}).run(connection))
+    assert sorted(server['name'] for server in servers) == list(NODES)
+    assert sorted(status['name'] for status in statuses) == list(TABLES)
+    assert all(status['status']['all_replicas_ready'] for status in statuses), statuses
+    assert all(len(config['shards'][0]['replicas']) == 3 for config in configs), configs
+
+
+def assert_snapshot_record(manifest: dict, backend: str) -> dict:
+    """The manifest's snapshot record: backend, barrier, each node's taken_at after it, skew as measured."""
+    snapshot = manifest['snapshot']
+    barrier_at = epoch(snapshot['barrier_at'])
+    taken = [epoch(node['taken_at']) for node in snapshot['nodes']]
+    assert snapshot['backend'] == backend
+    assert [(node['server'], node['host']) for node in snapshot['nodes']] == [(name, name) for name in NODES]
+    assert all(barrier_at <= taken_at < barrier_at + 30 for taken_at in taken), snapshot
+    assert abs(snapshot['skew_ms'] - (max(taken) - min(taken)) * 1000) <= 2
+    assert 0 <= snapshot['skew_ms'] <= MAX_SKEW_MS
+    return snapshot
+
+
+def assert_restored(backed_up: BackedUp) -> None:
+    """What a restore must give back: a healthy cluster; the tables nobody wrote to as they were; every insert
+    acknowledged before the barrier and none sent after the last snapshot; counts within the bounds the set
+    records; each node's previous data kept aside; nothing of the backup left on the nodes."""
+    setup, writer, snapshot = backed_up.setup, backed_up.writer, backed_up.manifest['snapshot']
+    cluster_doc = json.loads((backed_up.set_dir / 'cluster.json').read_text())
+    assert_healthy(setup.cluster)
+    for table, before in backed_up.unchanged.items():
+        assert documents(setup.cluster, table) == before, table
+    backlog = set(documents(setup.cluster, 'backlog'))
+    acknowledged = writer.acknowledged_before(epoch(snapshot['barrier_at']))
+    last_taken = max(epoch(node['taken_at']) for node in snapshot['nodes'])
+    assert len(acknowledged) >= 10
+    assert sorted(acknowledged - backlog) == [], 'acknowledged before the barrier but not restored'
+    assert sorted(writer.sent_after(last_taken + TIME_ROUNDING) & backlog) == [], 'sent after every snapshot, yet restored'
+    recorded = dict((table['name'], table['documents']) for table in backed_up.manifest['tables'])
+    after = dict((name.split('.')[1], count) for name, count in cluster_doc['documents_after'].items())
+    assert recorded['backlog'] < after['backlog'], 'the writer inserted during the backup'
+    assert recorded['backlog'] <= len(backlog) <= after['backlog']
+    for data_dir in setup.data_dirs():
+        aside = Path('%s.before-restore-%s' % (data_dir, backed_up.manifest['set_id']))
+        assert aside.is_dir() and any(aside.iterdir()), aside
+    assert_released(setup)
+
+
+def assert_released(setup: Setup, *staging_dirs: Path) -> None:
+    """No lock, snapshot or copy left beside any data directory, in the staging directories or the nodes'
+    archive directories: nothing of a backup outlives its run."""
+    leftovers = []
+    for data_dir in setup.data_dirs():
+        leftovers += [path for path in data_dir.parent.iterdir() if '.snapshot-' in path.name or path.name.endswith('.backup-lock')]
+    for directory in staging_dirs:
+        leftovers += list(directory.iterdir())
+    leftovers += list(setup.node_dirs.glob('*/*'))
+    assert leftovers == []
+
+
+def assert_untouched(setup: Setup, pids: list) -> None:
+    """The servers never stopped and no data directory was staged, moved or replaced."""
+    assert setup.pids() == pids
+    for data_dir in setup.data_dirs():
+        assert [path.name for path in data_dir.parent.iterdir() if path.name.startswith(data_dir.name + '.')] == []
+    assert_healthy(setup.cluster)
+
+
+def failed_set(setup: Setup) -> dict:
+    """The newest set, which the catalog must list as failed."""
+    newest = setup.sets()[0]
+    assert (newest['state'], newest['complete']) == ('failed', False)
+    return newest
+
+
+def wait_ready(cluster: Cluster) -> None:
+    with cluster.connect() as connection:
+        r.db('bigchain').wait(wait_for='all_replicas_ready', timeout=120).run(connection)
+
+
+# btrfs: every node's data directory in a subvolume (like /var/lib/rethinkdb/default in a subvolume
+# /var/lib/rethinkdb), each on a btrfs loop filesystem of its own, as on separate machines: three nodes
+# unpacking a restore at once into one small filesystem would each see room that the others then take.
+
+
+@pytest.fixture(name='btrfs_setup', scope='module')
+def fixture_btrfs_setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp('btrfs')
+    with contextlib.ExitStack() as mounted:
+        data_dirs = {}
+        for name in NODES:
+            subvolume = mounted.enter_context(loop_filesystem(root / ('btrfs-' + name), 'btrfs', 300)) / 'rethinkdb'
+            subprocess.run(['btrfs', 'subvolume', 'create', str(subvolume)], check=True, stdout=subprocess.DEVNULL)
+            data_dirs[name] = subvolume / 'default'
+        cluster = mounted.enter_context(started(root, data_dirs))
+        yield Setup(cluster, root)
+
+
+@needs('losetup', 'mkfs.btrfs', 'btrfs')
+def test_a_set_failing_after_the_snapshots_releases_every_node(btrfs_setup):
+    pids = btrfs_setup.pids()
+
+    refused = btrfs_setup.ansible.playbook(BACKUP, dict(method='snapshot', backend='btrfs', backup_max_skew_ms=0), expect_rc=2)
+
+    assert sorted(host for task, host, message in refused.failures() if task == "Check the skew between the nodes' snapshots") == list(NODES)
+    assert [result['changed'] for result in refused.results(SNAPSHOT_TASK)] == [True, True, True]
+    assert 'too far apart for one consistent set' in failed_set(btrfs_setup)['reason']
+    assert_released(btrfs_setup)
+    assert_untouched(btrfs_setup, pids)
+
+
+@needs('losetup', 'mkfs.btrfs', 'btrfs')
+def test_btrfs_snapshot_of_a_live_cluster_restores_every_acknowledged_write(btrfs_setup):
+    backed_up = BackedUp(btrfs_setup, 'btrfs')
+    damage(btrfs_setup.cluster)
+    btrfs_setup.ansible.playbook(RESTORE)
+
+    snapshot = assert_snapshot_record(backed_up.manifest, 'btrfs')
+    assert [node['freeze_ms'] for node in snapshot['nodes']] == [0.0, 0.0, 0.0]
+    assert_restored(backed_up)
+
+
+# fsfreeze: every node's data directory on an XFS loop filesystem of its own (one filesystem cannot be frozen
+# twice), copied while frozen to a staging directory on the test's own filesystem.
+
+
+@pytest.fixture(name='xfs_setup', scope='module')
+def fixture_xfs_setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp('xfs')
+    staging = root / 'staging'
+    staging.mkdir()
+    with contextlib.ExitStack() as mounted:
+        mountpoints = [mounted.enter_context(loop_filesystem(root / ('xfs-' + name), 'xfs', 300)) for name in NODES]
+        cluster = mounted.enter_context(started(root, dict((name, mountpoint / name) for name, mountpoint in zip(NODES, mountpoints))))
+        yield Setup(cluster, root, dict((name, dict(backup_snapshot_staging_dir=str(staging))) for name in NODES))
+
+
+def copy_process(data_dir: Path) -> int | None:
+    """The pid of a running `cp` of data_dir (the fsfreeze backend's copy), or None."""
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            argv = Path('/proc', pid, 'cmdline').read_bytes().split(b'\0')
+        except OSError:
+            continue
+        if os.path.basename(argv[0]) == b'cp' and os.fsencode(data_dir) in argv:
+            return int(pid)
+    return None
+
+
+def ended(runner: threading.Thread, finished: list) -> None:
+    """Fail at once if the backup ended before it started copying (instead of waiting for a copy that never comes)."""
+    if not runner.is_alive():
+        output = finished[0].output[-3000:] if finished else 'no run recorded'
+        pytest.fail('the backup ended before node1 started its copy:\n%s' % output)
+
+
+def parent_of(pid: int) -> int:
+    return int(Path('/proc', str(pid), 'stat').read_text().rsplit(')', 1)[1].split()[1])
+
+
+def alive(pid: int) -> bool:
+    return Path('/proc', str(pid)).exists() and Path('/proc', str(pid), 'stat').read_text().rsplit(')', 1)[1].split()[0] != 'Z'
+
+
+@needs('losetup', 'mkfs.xfs', 'mkfs.ext4', 'fsfreeze')
+def test_a_snapshot_killed_while_frozen_is_thawed_at_once_and_released(xfs_setup):
+    """node1 copies into a staging filesystem that the test keeps frozen, so its module is stuck in the copy with
+    node1's data filesystem frozen; SIGKILL it there. Its watchdog must thaw at once, the run must fail naming
+    node1, and every node must be released."""
+    setup = xfs_setup
+    node1 = setup.cluster.node('node1')
+    freeze_timeout = 60
+    pids = setup.pids()
+    probe_path = node1.data_dir.parent / 'probe'
+    finished = []
+    with loop_filesystem(setup.workdir / 'stuck-staging', 'ext4', 128) as stuck:
+        ansible = setup.other_inventory('stuck', dict(node1=dict(backup_snapshot_staging_dir=str(stuck))))
+        backup = threading.Thread(target=lambda: finished.append(ansible.playbook(
+            BACKUP, dict(method='snapshot', backend='fsfreeze', backup_freeze_timeout=freeze_timeout), expect_rc=None)))
+        try:
+            with frozen(stuck):
+                backup.start()
+                copier = wait_for(lambda: copy_process(node1.data_dir) or ended(backup, finished), timeout=120)
+                lock = json.loads(Path('%s.backup-lock' % node1.data_dir).read_text())
+                probe = subprocess.Popen([sys.executable, '-c', 'import sys; open(sys.argv[1], "w").write("thawed")', str(probe_path)])
+                time.sleep(0.5)
+                assert probe.poll() is None, "node1's data filesystem is frozen: a write waits"
+                killed_at = time.monotonic()
+                os.kill(parent_of(copier), signal.SIGKILL)
+                probe.wait(freeze_timeout)
+                thawed_after = time.monotonic() - killed_at
+        finally:
+            backup.join(300)
+    [refused] = finished
+
+    assert thawed_after < 5, 'thawed %.1f s after the kill (freeze_timeout %d s)' % (thawed_after, freeze_timeout)
+    assert not alive(lock['watchdog_pid'])
+    assert refused.rc == 2
+    assert [(task, host) for task, host, message in refused.failures() if task == SNAPSHOT_TASK] == [(SNAPSHOT_TASK, 'node1')]
+    assert "node1: Take every node's snapshot at the same instant" in failed_set(setup)['reason']
+    assert_released(setup, setup.workdir / 'staging')
+    assert probe_path.read_text() == 'thawed'
+    probe_path.unlink()
+    assert_untouched(setup, pids)
+
+
+@needs('losetup', 'mkfs.xfs', 'fsfreeze')
+def test_fsfreeze_snapshot_of_a_live_cluster_restores_every_acknowledged_write(xfs_setup):
+    backed_up = BackedUp(xfs_setup, 'fsfreeze')
+    damage(xfs_setup.cluster)
+    xfs_setup.ansible.playbook(RESTORE)
+
+    snapshot = assert_snapshot_record(backed_up.manifest, 'fsfreeze')
+    assert all(node['freeze_ms'] > 0 for node in snapshot['nodes']), snapshot
+    assert_restored(backed_up)
+    assert_released(xfs_setup, xfs_setup.workdir / 'staging')
+
+
+# stopped: plain directories; node3's sits on a small tmpfs, which a test fills.
+
+TMPFS_MEGABYTES = 192
+
+
+@pytest.fixture(name='plain_setup', scope='module')
+def fixture_plain_setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp('plain')
+    with tmpfs(root / 'small', TMPFS_MEGABYTES) as small:
+        with started(root, dict(node3=small / 'node3')) as cluster:
+            yield Setup(cluster, root)
+
+
+@pytest.fixture(name='plain_set', scope='module')
+def fixture_plain_set(plain_setup):
+    """A set taken by the stopped backend: the tests that refuse to restore it run first, then the restore."""
+    return BackedUp(plain_setup, 'stopped')
+
+
+@needs()
+def test_a_node_down_at_preflight_fails_the_set_before_any_snapshot(plain_setup):
+    plain_setup.cluster.stop_node('node3')
+    try:
+        refused = plain_setup.ansible.playbook(BACKUP, dict(method='snapshot', backend='stopped'), expect_rc=2)
+    finally:
+        plain_setup.cluster.start_node('node3')
+        wait_ready(plain_setup.cluster)
+
+    [(task, host, message)] = [failure for failure in refused.failures() if failure[1] == 'node3' and not failure[0].startswith('Stop')]
+    assert (task, host) == ("Check that this node's server is connected to the cluster", 'node3')
+    assert message.startswith('Server node3 (node3) is not connected to the cluster (connected: node1, node2)')
+    assert refused.results('Preflight every node (backend, free space, lock, clock)') == []
+    assert refused.results(SNAPSHOT_TASK) == []
+    assert 'node3: %s: Server node3 (node3) is not connected' % task in failed_set(plain_setup)['reason']
+    assert_released(plain_setup)
+
+
+@needs()
+def test_a_second_backup_is_refused_by_the_first_ones_locks(plain_setup):
+    holder = 'a backup in progress'
+    first = backup_set.new_set_id('snapshot')
+    locks = [NodeLock(str(data_dir)) for data_dir in plain_setup.data_dirs()]
+    for lock, data_dir in zip(locks, plain_setup.data_dirs()):
+        lock.acquire(dict(set_id=first, pid=os.getpid(), host=holder, backend='stopped', data_dir=str(data_dir),
+                          created_at='2026-11-24T16:30:00.000Z', plan={}, phase='taking'))
+    held = [(Path(lock.path).read_bytes(), os.stat(lock.path).st_ino) for lock in locks]
+    pids = plain_setup.pids()
+    try:
+        refused = plain_setup.ansible.playbook(BACKUP, dict(method='snapshot', backend='stopped'), expect_rc=2)
+        after = [(Path(lock.path).read_bytes(), os.stat(lock.path).st_ino) for lock in locks]
+    finally:
+        for lock in locks:
+            lock.release()
+
+    preflight = [(host, message) for task, host, message in refused.failures() if task.startswith('Preflight')]
+    assert sorted(host for host, message in preflight) == list(NODES)
+    assert all('Backup set %s holds the lock' % first in message for host, message in preflight), preflight
+    assert after == held
+    assert refused.results(SNAPSHOT_TASK) == []
+    assert 'holds the lock' in failed_set(plain_setup)['reason']
+    assert plain_setup.pids() == pids
+
+
+@needs()
+def test_a_corrupt_part_is_refused_before_any_server_stops(plain_set):
+    setup = plain_set.setup
+    part = plain_set.set_dir / plain_set.manifest['parts'][1]['path']
+    original = part.read_bytes()
+    pids = setup.pids()
+    part.write_bytes(original[:1000] + bytes([original[1000] ^ 0xff]) + original[1001:])
+    try:
+        refused = setup.ansible.playbook(RESTORE, expect_rc=2)
+    finally:
+        part.write_bytes(original)
+
+    [(task, host, message)] = refused.failures()
+    assert task == CHECK_SET_TASK
+    assert 'part %s has sha256 ' % plain_set.manifest['parts'][1]['path'] in message
+    assert refused.results(STAGE_TASK) == []
+    assert_untouched(setup, pids)
+
+
+def without_node3_part(set_dir: Path) -> Path:
+    """Take node3's part out of the manifest (the caller puts the file back)."""
+    manifest_path = set_dir / 'manifest.json'
+    manifest = json.loads(manifest_path.read_text())
+    manifest['parts'] = [part for part in manifest['parts'] if part['server'] != 'node3']
+    manifest_path.write_text(json.dumps(manifest))
+    return manifest_path
+
+
+@needs()
+@pytest.mark.parametrize('mismatch', ['set without node3', 'inventory with node4'])
+def test_a_set_and_an_inventory_that_differ_are_refused_before_anything_changes(plain_set, mismatch):
+    setup = plain_set.setup
+    pids = setup.pids()
+    manifest_path = plain_set.set_dir / 'manifest.json'
+    manifest_text = manifest_path.read_text()
+    ansible = setup.ansible
+    if mismatch == 'set without node3':
+        without_node3_part(plain_set.set_dir)
+    else:
+        node4 = dict(setup.cluster.inventory()['all']['children']['rethinkdb']['hosts']['node3'], rethinkdb_server_name='node4',
+                     rethinkdb_data_dir=str(setup.workdir / 'node4'), rethinkdb_stop_command=['false'], rethinkdb_start_command=['false'])
+        ansible = setup.other_inventory('four', dict(node4=node4))
+    try:
+        refused = ansible.playbook(RESTORE, expect_rc=2)
+    finally:
+        manifest_path.write_text(manifest_text)
+
+    [(task, host, message)] = refused.failures()
+    missing = 'node3' if mismatch == 'set without node3' else 'node4'
+    assert task == MATCH_TASK
+    assert 'no part for %s; ' % missing in message and message.endswith('Nothing was changed.')
+    assert refused.results(STAGE_TASK) == []
+    assert_released(setup)
+    assert_untouched(setup, pids)
+
+
+@needs()
+def test_no_room_to_stage_a_part_is_refused_before_any_server_stops(plain_set):
+    setup = plain_set.setup
+    small = setup.cluster.node('node3').data_dir.parent
+    filler = small / 'filler'
+    pids = setup.pids()
+    with open(filler, 'wb') as stream:
+        os.posix_fallocate(stream.fileno(), 0, shutil.disk_usage(small).free - (16 << 20))
+    try:
+        refused = setup.ansible.playbook(RESTORE, expect_rc=2)
+    finally:
+        filler.unlink()
+
+    failures = [(task, host) for task, host, message in refused.failures()]
+    [message] = [message for task, host, message in refused.failures() if host == 'node3']
+    assert failures == [(STAGE_TASK, 'node3')]
+    assert message.startswith('Not enough space to unpack ')
+    assert refused.results('Stop every server') == []
+    assert setup.pids() == pids
+    assert not any(Path('%s.before-restore-%s' % (data_dir, plain_set.manifest['set_id'])).exists() for data_dir in setup.data_dirs())
+    assert_healthy(setup.cluster)
+
+
+@needs()
+def test_stopped_snapshot_restores_every_acknowledged_write(plain_set):
+    setup = plain_set.setup
+    damage(setup.cluster)
+    setup.ansible.playbook(RESTORE)
+
+    snapshot = assert_snapshot_record(plain_set.manifest, 'stopped')
+    assert all(node['freeze_ms'] > 0 for node in snapshot['nodes']), snapshot
+    assert_restored(plain_set)
