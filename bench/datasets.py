@@ -71,14 +71,16 @@ def scaled_data_dir(sources: list, dest: Path, min_bytes: int) -> dict:
     tables = [(path, size) for source in sources for path, size in _regular_files(source) if size >= TABLE_FILE_BYTES]
     if not tables:
         raise BenchError('the loaded cluster has no table file of %d bytes or more to build the data set from' % TABLE_FILE_BYTES)
-    for copy_number in itertools.count():
+    repeats = 0
+    while total < min_bytes:
+        repeats += 1
         for path, size in tables:
             if total >= min_bytes:
-                return dict(path=str(dest), bytes=total, files=files, table_files=len(tables), repeats=copy_number + 1)
-            shutil.copyfile(path, dest / str(uuid.uuid5(NAMES, '%s:%d' % (path, copy_number))))
+                break
+            shutil.copyfile(path, dest / str(uuid.uuid5(NAMES, '%s:%d' % (path, repeats))))
             total += size
             files += 1
-    raise AssertionError('unreachable: itertools.count() does not end')
+    return dict(path=str(dest), bytes=total, files=files, table_files=len(tables), repeats=repeats)
 
 
 def server_data_dirs(cluster) -> list:
