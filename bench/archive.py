@@ -83,7 +83,7 @@ def measure_archive(dataset: dict, work: Path, reps: int) -> list:
         samples = alternate(ways.contenders(), reps, before_each=_sync)
         module = ('archive.create level %d, threads %d' % (level, MODULE_THREADS), samples['module'])
         compressed = [sample.details['bytes'] for sample in samples['module']]
-        common = dict(dataset=dataset['path'], files=dataset['files'], compression_ratio=round(dataset['bytes'] / compressed[0], 2),
+        common = dict(files=dataset['files'], compression_ratio=round(dataset['bytes'] / compressed[0], 2),
                       archive_bytes=dict(module=summary(compressed, 0), tools=summary([sample.details['bytes'] for sample in samples['tools']], 0)))
         default = ', the module default' if level == archive.DEFAULT_LEVEL else ''
         figures.append(throughput_figure('archive.level%d' % level, 'snapshot archive of one node (archive.create, level %d%s) vs %s'
@@ -151,7 +151,7 @@ def measure_unpack(dataset: dict, work: Path, reps: int, modules: ModuleRunner) 
     ways = UnpackContenders(archive_path, created['sha256'], work, modules)
     samples = alternate(ways.contenders(), reps, before_each=_sync)
     tools = ('zstd -d | tar -x', samples['tools'])
-    common = dict(archive_bytes=created['bytes'], level=archive.DEFAULT_LEVEL, dataset=dataset['path'])
+    common = dict(archive_bytes=created['bytes'], level=archive.DEFAULT_LEVEL, files=dataset['files'])
     return [
         throughput_figure('unpack.extract', 'unpack one node archive (archive.extract, as data_restore calls it) vs zstd -d | tar -x',
                           ('archive.extract (every file fsynced)', samples['extract']), tools, dataset['bytes'], LIMIT, **common),

@@ -154,7 +154,7 @@ class Run:
         dataset['source'] = ("the dump cluster's own data files (%s, BigchainDB documents): the first node's small files once, "
                              'every table file repeated under new names' % self.results['server']['kind'])
         shutil.rmtree(cluster_root / 'data')
-        self.results['datasets']['node_data_dir'] = dataset
+        self.results['datasets']['node_data_dir'] = dict((key, value) for key, value in dataset.items() if key != 'path')
         say('   node data set: %d files, %.0f MB' % (dataset['files'], dataset['bytes'] / 1e6))
         return dataset
 
@@ -194,6 +194,9 @@ def main(argv: list | None = None) -> int:
         bench_run.execute()
     except Exception as exc:  # outside any part (the data set, a cluster's start): recorded, then the results are written
         bench_run.results['errors'].append(dict(part='setup', error=str(exc), traceback=traceback.format_exc()))
+    except (KeyboardInterrupt, SystemExit) as exc:
+        bench_run.results['errors'].append(dict(part='run', error='interrupted (%s)' % type(exc).__name__, traceback=''))
+        raise
     finally:
         path = bench_run.finish()
     say('\n' + report.table(bench_run.results))

@@ -175,7 +175,7 @@ def measure_fsfreeze(dataset: dict, work: Path, reps: int, modules: ModuleRunner
                              Contender('cp', 'cp -a', ways.copy, ways.remove_copy)], reps, before_each=os.sync)
     cp = ('cp -a DIR TARGET', samples['cp'])
     walls = [Sample(sample.details['wall_seconds'], cpu_seconds=sample.cpu_seconds) for sample in samples['module']]
-    common = dict(source='XFS on a loop device', target='a directory on the filesystem of the work directory', dataset=dataset['path'])
+    common = dict(source='XFS on a loop device', target='a directory on the filesystem of the work directory', files=dataset['files'])
     return [
         throughput_figure('fsfreeze.copy', 'fsfreeze backend copy, measured over the freeze (freeze, cp -a, thaw) vs cp -a',
                           ('snapshot module, fsfreeze, freeze_ms', samples['module']), cp, dataset['bytes'], COPY_LIMIT, **common),
