@@ -51,6 +51,12 @@ STAGE_TASK = 'Check and unpack each part beside the data while the cluster still
 SNAPSHOT_TASK = "Take every node's snapshot at the same instant"
 # The role's limit on the skew between the nodes' snapshots (backup_max_skew_ms).
 MAX_SKEW_MS = 250
+# Seconds from choosing the barrier to the barrier: the role's 3 s default leaves too little room for three
+# module starts on this shared 2-core machine under load (a node starting late shows as skew).
+BARRIER_DELAY = 5
+# The stopped backend's capture instant is when a server has stopped, so its skew is the spread of the servers'
+# shutdown times: 50 to 110 ms here on an idle machine, more under load; its tests allow this much.
+STOPPED_MAX_SKEW_MS = 1000
 # taken_at is written with milliseconds; a document sent this long after it may still be in the snapshot.
 TIME_ROUNDING = 0.002
 
@@ -267,7 +273,8 @@ class BackedUp:
         self.writer.start()
         try:
             self.writer.wait_writing(10)
-            self.run = setup.ansible.playbook(BACKUP, dict(variables, method='snapshot', backend=backend))
+            self.run = setup.ansible.playbook(BACKUP, dict(dict(backup_barrier_delay=BARRIER_DELAY, **variables), method='snapshot',
+                                                           backend=backend))
         finally:
             self.writer.stop()
         self.set_dir = Path(self.run.result(COMMIT_TASK)['set']['path'])
@@ -293,7 +300,7 @@ def assert_healthy(cluster: Cluster) -> None:
     assert all(len(config['shards'][0]['replicas']) == 3 for config in configs), configs
 
 
-def assert_snapshot_record(manifest: dict, backend: str) -> dict:
+def assert_snapshot_record(manifest: dict, backend: str, max_skew_ms: float = MAX_SKEW_MS) -> dict:
     """The manifest's snapshot record: backend, barrier, each node's taken_at after it, skew as measured."""
     snapshot = manifest['snapshot']
     barrier_at = epoch(snapshot['barrier_at'])
@@ -302,7 +309,7 @@ def assert_snapshot_record(manifest: dict, backend: str) -> dict:
     assert [(node['server'], node['host']) for node in snapshot['nodes']] == [(name, name) for name in NODES]
     assert all(barrier_at <= taken_at < barrier_at + 30 for taken_at in taken), snapshot
     assert abs(snapshot['skew_ms'] - (max(taken) - min(taken)) * 1000) <= 2
-    assert 0 <= snapshot['skew_ms'] <= MAX_SKEW_MS
+    assert 0 <= snapshot['skew_ms'] <= max_skew_ms
     return snapshot
 
 
@@ -387,9 +394,9 @@ def test_a_set_failing_after_the_snapshots_releases_every_node(btrfs_setup):
 
     refused = btrfs_setup.ansible.playbook(BACKUP, dict(method='snapshot', backend='btrfs', backup_max_skew_ms=0), expect_rc=2)
 
-    assert sorted(host for task, host, message in refused.failures() if task == "Check the skew between the nodes' snapshots") == list(NODES)
+    assert [host for task, host, message in refused.failures() if task == "Check the skew between the nodes' snapshots"] == ['node1']
     assert [result['changed'] for result in refused.results(SNAPSHOT_TASK)] == [True, True, True]
-    assert 'too far apart for one consistent set' in failed_set(btrfs_setup)['reason']
+    assert 'too far apart for one consistent set. They started ' in failed_set(btrfs_setup)['reason']
     assert_released(btrfs_setup)
     assert_untouched(btrfs_setup, pids)
 
@@ -475,7 +482,9 @@ def test_a_snapshot_killed_while_frozen_is_thawed_at_once_and_released(xfs_setup
                 probe.wait(freeze_timeout)
                 thawed_after = time.monotonic() - killed_at
         finally:
-            backup.join(300)
+            if backup.ident is not None:
+                backup.join(300)
+        stuck_leftovers = [path for path in stuck.iterdir() if path.name != 'lost+found']
     [refused] = finished
 
     assert thawed_after < 5, 'thawed %.1f s after the kill (freeze_timeout %d s)' % (thawed_after, freeze_timeout)
@@ -484,6 +493,7 @@ def test_a_snapshot_killed_while_frozen_is_thawed_at_once_and_released(xfs_setup
     assert [(task, host) for task, host, message in refused.failures() if task == SNAPSHOT_TASK] == [(SNAPSHOT_TASK, 'node1')]
     assert "node1: Take every node's snapshot at the same instant" in failed_set(setup)['reason']
     assert_released(setup, setup.workdir / 'staging')
+    assert stuck_leftovers == []
     assert probe_path.read_text() == 'thawed'
     probe_path.unlink()
     assert_untouched(setup, pids)
@@ -517,7 +527,7 @@ def fixture_plain_setup(tmp_path_factory):
 @pytest.fixture(name='plain_set', scope='module')
 def fixture_plain_set(plain_setup):
     """A set taken by the stopped backend: the tests that refuse to restore it run first, then the restore."""
-    return BackedUp(plain_setup, 'stopped')
+    return BackedUp(plain_setup, 'stopped', backup_max_skew_ms=STOPPED_MAX_SKEW_MS)
 
 
 @needs()
@@ -562,6 +572,7 @@ def test_a_second_backup_is_refused_by_the_first_ones_locks(plain_setup):
     assert refused.results(SNAPSHOT_TASK) == []
     assert 'holds the lock' in failed_set(plain_setup)['reason']
     assert plain_setup.pids() == pids
+    assert_released(plain_setup)
 
 
 @needs()
@@ -583,13 +594,12 @@ def test_a_corrupt_part_is_refused_before_any_server_stops(plain_set):
     assert_untouched(setup, pids)
 
 
-def without_node3_part(set_dir: Path) -> Path:
+def without_node3_part(set_dir: Path) -> None:
     """Take node3's part out of the manifest (the caller puts the file back)."""
     manifest_path = set_dir / 'manifest.json'
     manifest = json.loads(manifest_path.read_text())
     manifest['parts'] = [part for part in manifest['parts'] if part['server'] != 'node3']
     manifest_path.write_text(json.dumps(manifest))
-    return manifest_path
 
 
 @needs()
@@ -640,6 +650,7 @@ def test_no_room_to_stage_a_part_is_refused_before_any_server_stops(plain_set):
     assert refused.results('Stop every server') == []
     assert setup.pids() == pids
     assert not any(Path('%s.before-restore-%s' % (data_dir, plain_set.manifest['set_id'])).exists() for data_dir in setup.data_dirs())
+    assert_released(setup)
     assert_healthy(setup.cluster)
 
 
@@ -649,6 +660,6 @@ def test_stopped_snapshot_restores_every_acknowledged_write(plain_set):
     damage(setup.cluster)
     setup.ansible.playbook(RESTORE)
 
-    snapshot = assert_snapshot_record(plain_set.manifest, 'stopped')
+    snapshot = assert_snapshot_record(plain_set.manifest, 'stopped', STOPPED_MAX_SKEW_MS)
     assert all(node['freeze_ms'] > 0 for node in snapshot['nodes']), snapshot
     assert_restored(plain_set)
