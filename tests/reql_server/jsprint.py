@@ -489,7 +489,7 @@ def pretty_print(doc, width: int = WIDTH) -> str:
             hpos = current
             right_edge = (width - hpos + element[1]) % _SIZE_T
         elif kind == 'cond':
-            _, end, small, cont, tail = element
+            end, small, cont, tail = element[1:]
             if fitting == 0:
                 current = indent[-1] if indent else 0
                 result.append(tail + '\n' + ' ' * current + cont)

@@ -317,7 +317,7 @@ def sort_rows(ctx: Context, rows: list, orderings: list) -> list:
     when the real server never asks for that key.
     """
     keys = _sort_keys(ctx, orderings)
-    memo: list = [{} for _ in keys]
+    memo: list = [{} for _key in keys]
 
     def key_of(which: int, position: int):
         found = memo[which].get(position)
