@@ -26,6 +26,10 @@ else:
     ZSTANDARD_IMPORT_ERROR = None
 
 CHUNK_BYTES = 1024 * 1024
+# Whole blocks of zeros are skipped, not written, when unpacking, so that sparse files (RethinkDB
+# preallocates its data files) take no more room restored than they did when they were archived.
+SPARSE_BLOCK = 64 * 1024
+_ZERO_BLOCK = bytes(SPARSE_BLOCK)
 DEFAULT_LEVEL = 3
 ROOT_NAME = '.'
 
@@ -293,6 +297,16 @@ class _Members:
         self.close()
 
 
+def _write_sparse(out, chunk: bytes) -> None:
+    """Write a chunk of a file, seeking over whole blocks of zeros (the final truncate sets the size)."""
+    for start in range(0, len(chunk), SPARSE_BLOCK):
+        block = chunk[start:start + SPARSE_BLOCK]
+        if block == _ZERO_BLOCK[:len(block)]:
+            out.seek(len(block), os.SEEK_CUR)
+        else:
+            out.write(block)
+
+
 def _unreadable(path: str, exc: Exception) -> ArchiveError:
     return ArchiveError('%s is not a readable tar.zst archive: %s' % (path, exc))
 
@@ -417,7 +431,8 @@ class _Unpacker:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         with open(fd, 'wb') as out:
             for chunk in members.data(member):
-                out.write(chunk)
+                _write_sparse(out, bytes(chunk))
+            out.truncate()
             out.flush()
             self._apply(fd, member)
         if self.syncs:

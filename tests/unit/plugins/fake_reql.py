@@ -4,8 +4,11 @@ answers `run()` from a function of that chain, so module logic is tested without
 from __future__ import annotations
 
 import json
+from unittest import mock
 
 import pytest
+from ansible.module_utils import _internal
+from ansible.module_utils.common import warnings
 from ansible.module_utils.testing import patch_module_args
 
 
@@ -47,8 +50,13 @@ def names(chain) -> tuple:
 
 
 def run_module(module_main, args: dict, capsys) -> dict:
-    """Run a module's main() with args; return its parsed JSON result (failed or not)."""
-    with patch_module_args(args), pytest.raises(SystemExit):
+    """Run a module's main() with args; return its parsed JSON result (failed or not).
+
+    As in the process of a real module run, warnings start empty (Ansible keeps them in a global) and go
+    into the result, even when a test elsewhere imported controller code (which sends them to the display).
+    """
+    with patch_module_args(args), mock.patch.dict(warnings._global_warnings, clear=True), \
+            mock.patch.object(_internal, 'is_controller', False), pytest.raises(SystemExit):
         module_main()
     return json.loads(capsys.readouterr().out)
 

