@@ -36,7 +36,9 @@ def parse_arguments(argv: list | None) -> argparse.Namespace:
     parser.add_argument('--documents', type=int, default=100000,
                         help='documents in the dumped tables, bigchain.bigchain and bigchain.votes (default %(default)s)')
     parser.add_argument('--dump-reps', type=int, default=3, help='repetitions of the dump comparison (default %(default)s)')
-    parser.add_argument('--reps', type=int, default=5, help='repetitions of the archive, unpack and fsfreeze comparisons (default %(default)s)')
+    parser.add_argument('--reps', type=int, default=5, help='repetitions of the archive and unpack comparisons (default %(default)s)')
+    parser.add_argument('--freeze-reps', type=int, default=9,
+                        help='repetitions of the fsfreeze comparison, quick ones whose odd slow copy needs more of them (default %(default)s)')
     parser.add_argument('--dataset-mib', type=int, default=512, help='size of the node data directory for parts archive, unpack '
                         'and fsfreeze, in MiB (default %(default)s)')
     parser.add_argument('--snapshot-role-runs', type=int, default=3, help='backup role runs with btrfs snapshots (default %(default)s)')
@@ -51,8 +53,8 @@ def parse_arguments(argv: list | None) -> argparse.Namespace:
     unknown = sorted(set(arguments.parts) - set(PARTS))
     if unknown:
         parser.error('unknown parts: %s (choose among %s)' % (', '.join(unknown), ', '.join(PARTS)))
-    if min(arguments.reps, arguments.dump_reps, arguments.documents, arguments.dataset_mib) < 1:
-        parser.error('--reps, --dump-reps, --documents and --dataset-mib must be at least 1')
+    if min(arguments.reps, arguments.dump_reps, arguments.freeze_reps, arguments.documents, arguments.dataset_mib) < 1:
+        parser.error('--reps, --dump-reps, --freeze-reps, --documents and --dataset-mib must be at least 1')
     return arguments
 
 
@@ -84,7 +86,7 @@ class Run:
             server=None,
             parameters=dict(parts=arguments.parts, documents=arguments.documents,
                             blocks=datasets.blocks_for_dumped_documents(arguments.documents), dumped_tables=list(dump.TABLES),
-                            dump_reps=arguments.dump_reps, reps=arguments.reps, dataset_mib=arguments.dataset_mib,
+                            dump_reps=arguments.dump_reps, reps=arguments.reps, freeze_reps=arguments.freeze_reps, dataset_mib=arguments.dataset_mib,
                             snapshot_role_runs=arguments.snapshot_role_runs, snapshot_direct_runs=arguments.snapshot_direct_runs,
                             snapshot_blocks=arguments.snapshot_blocks,
                             snapshot_writer=not arguments.no_writer, rethinkdb_bin=bool(os.environ.get('RETHINKDB_BIN'))),
@@ -167,7 +169,7 @@ class Run:
             if 'unpack' in parts:
                 self.part('unpack', lambda: archive.measure_unpack(dataset, self.work, self.arguments.reps, self.modules))
             if 'fsfreeze' in parts:
-                self.part('fsfreeze', lambda: snapshot.measure_fsfreeze(dataset, self.work, self.arguments.reps, self.modules))
+                self.part('fsfreeze', lambda: snapshot.measure_fsfreeze(dataset, self.work, self.arguments.freeze_reps, self.modules))
         if 'snapshot' in parts:
             self.part('snapshot', lambda: snapshot.measure_btrfs(self.work, self.arguments.snapshot_role_runs, self.arguments.snapshot_direct_runs,
                                                                  self.arguments.snapshot_blocks, self.modules, not self.arguments.no_writer))
