@@ -47,7 +47,8 @@ RESTORE = 'bigchaindb.rethinkdb.restore'
 COMMIT_TASK = "Commit the backup set, checking every part's size and sha256 after the transfer"
 CHECK_SET_TASK = 'Check the whole set before touching the cluster (manifest, sizes, sha256 of every part)'
 MATCH_TASK = 'Check that the set and the inventory match one to one'
-STAGE_TASK = 'Check and unpack each part beside the data while the cluster still runs'
+STAGE_TASK = "Check and unpack this node's part"
+STAGE_REFUSED_TASK = 'Stop before anything is stopped'
 SNAPSHOT_TASK = "Take every node's snapshot at the same instant"
 # The role's limit on the skew between the nodes' snapshots (backup_max_skew_ms).
 MAX_SKEW_MS = 250
@@ -644,9 +645,10 @@ def test_no_room_to_stage_a_part_is_refused_before_any_server_stops(plain_set):
         filler.unlink()
 
     failures = [(task, host) for task, host, message in refused.failures()]
-    [message] = [message for task, host, message in refused.failures() if host == 'node3']
-    assert failures == [(STAGE_TASK, 'node3')]
+    [message] = [message for task, host, message in refused.failures() if (task, host) == (STAGE_TASK, 'node3')]
+    assert failures == [(STAGE_TASK, 'node3')] + [(STAGE_REFUSED_TASK, node) for node in NODES]
     assert message.startswith('Not enough space to unpack ')
+    assert all('Nothing was stopped or changed' in message for task, host, message in refused.failures()[1:])
     assert refused.results('Stop every server') == []
     assert setup.pids() == pids
     assert not any(Path('%s.before-restore-%s' % (data_dir, plain_set.manifest['set_id'])).exists() for data_dir in setup.data_dirs())
