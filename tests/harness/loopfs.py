@@ -35,9 +35,14 @@ def _undo(argv: list) -> bool:
     return completed.returncode == 0
 
 
+def thaw(mountpoint: Path) -> None:
+    """Thaw a filesystem that may be frozen (the usual answer, that it was not, is not an error)."""
+    subprocess.run(['fsfreeze', '--unfreeze', str(mountpoint)], capture_output=True, check=False)
+
+
 def unmount(mountpoint: Path) -> None:
     """Thaw (a freeze a failure left behind) and unmount, lazily if something still holds the filesystem."""
-    subprocess.run(['fsfreeze', '--unfreeze', str(mountpoint)], capture_output=True, check=False)
+    thaw(mountpoint)
     if not _undo(['umount', str(mountpoint)]):
         _undo(['umount', '--lazy', str(mountpoint)])
 
@@ -66,6 +71,18 @@ def loop_filesystem(mountpoint: Path, fstype: str, megabytes: int):
             _undo(['losetup', '--detach', device])
     finally:
         image.unlink()
+
+
+@contextlib.contextmanager
+def tmpfs(mountpoint: Path, megabytes: int):
+    """A tmpfs of this size mounted at mountpoint (root only); always unmounted."""
+    mountpoint = Path(mountpoint)
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=%dk' % int(megabytes * 1024), 'tmpfs', str(mountpoint)], check=True)
+    try:
+        yield mountpoint
+    finally:
+        unmount(mountpoint)
 
 
 def btrfs_subvolumes(mountpoint: Path, names: list) -> dict:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from rethinkdb import RethinkDB
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import backup_set
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.archive import sha256_file
+from tests.harness.loopfs import tmpfs
 from tests.integration.helpers import counts, load_bigchain, table_config
 
 r = RethinkDB()
@@ -179,14 +179,9 @@ def test_a_full_node_filesystem_fails_the_dump_and_leaves_no_partial_archive(clu
     if os.geteuid() != 0:
         pytest.skip('mounting a small tmpfs needs root')
     load_bigchain(cluster, blocks=60)
-    small = tmp_path / 'small'
-    small.mkdir()
-    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', str(small)], check=True)
-    try:
+    with tmpfs(tmp_path / 'small', 0.0625) as small:
         failed = ansible.playbook('bigchaindb.rethinkdb.backup', {'backup_node_dir': str(small)}, expect_rc=2)
         left = [path.name for path in small.rglob('*') if path.is_file()]
-    finally:
-        subprocess.run(['umount', str(small)], check=True)
 
     assert 'space' in failed.failures()[0][2].lower()
     assert left == []

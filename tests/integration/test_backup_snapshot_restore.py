@@ -36,6 +36,7 @@ from rethinkdb.errors import ReqlError
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import backup_set
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_lock import NodeLock
 from tests.harness.cluster import Cluster, wait_for
+from tests.harness.loopfs import loop_filesystem, thaw, tmpfs
 from tests.integration.conftest import Ansible
 from tests.integration.helpers import load_bigchain
 
@@ -74,50 +75,6 @@ def needs(*tools):
     return pytest.mark.skipif(bool(missing), reason='snapshot tests need %s' % ', '.join(missing))
 
 
-def quiet(argv: list) -> int:
-    """Run a clean-up command whose failure only means there was nothing to clean."""
-    return subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode
-
-
-def unmount(mountpoint: Path) -> None:
-    """Thaw (in case a test left it frozen) and unmount, lazily if something still holds it."""
-    quiet(['fsfreeze', '--unfreeze', str(mountpoint)])
-    if quiet(['umount', str(mountpoint)]) != 0:
-        quiet(['umount', '--lazy', str(mountpoint)])
-
-
-@contextlib.contextmanager
-def loop_filesystem(mountpoint: Path, fstype: str, megabytes: int):
-    """A fresh filesystem in a sparse image beside mountpoint, on a loop device, mounted there; always torn down."""
-    image = mountpoint.with_name(mountpoint.name + '.img')
-    mountpoint.mkdir(parents=True)
-    with open(image, 'wb') as stream:
-        stream.truncate(megabytes << 20)
-    force = '-F' if fstype.startswith('ext') else '-f'
-    subprocess.run(['mkfs.' + fstype, '-q', force, str(image)], check=True, stdout=subprocess.DEVNULL)
-    device = subprocess.run(['losetup', '--find', '--show', str(image)], check=True, capture_output=True, text=True).stdout.strip()
-    try:
-        subprocess.run(['mount', device, str(mountpoint)], check=True)
-        try:
-            yield mountpoint
-        finally:
-            unmount(mountpoint)
-    finally:
-        quiet(['losetup', '--detach', device])
-        image.unlink()
-
-
-@contextlib.contextmanager
-def tmpfs(mountpoint: Path, megabytes: int):
-    """A tmpfs of this size mounted at mountpoint; always unmounted."""
-    mountpoint.mkdir(parents=True)
-    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=%dm' % megabytes, 'tmpfs', str(mountpoint)], check=True)
-    try:
-        yield mountpoint
-    finally:
-        unmount(mountpoint)
-
-
 @contextlib.contextmanager
 def frozen(mountpoint: Path):
     """A filesystem frozen for the duration; always thawed."""
@@ -125,7 +82,7 @@ def frozen(mountpoint: Path):
     try:
         yield mountpoint
     finally:
-        quiet(['fsfreeze', '--unfreeze', str(mountpoint)])
+        thaw(mountpoint)
 
 
 class Writer(threading.Thread):

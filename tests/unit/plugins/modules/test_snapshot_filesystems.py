@@ -3,7 +3,6 @@ module is killed, and the stopped backend around a running dummy server."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -16,39 +15,13 @@ import time
 import pytest
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.modules import data_restore, snapshot
+from tests.harness.loopfs import loop_filesystem
 from tests.unit.plugins.fake_reql import run_module
 
 SET_ID = '20261124T163000Z-snapshot-3f9a'
 TOOLS = ('losetup', 'mount', 'umount', 'mkfs.btrfs', 'mkfs.xfs', 'btrfs', 'fsfreeze')
 needs_loop_devices = pytest.mark.skipif(os.geteuid() != 0 or not all(shutil.which(tool) for tool in TOOLS),
                                         reason='needs root, loop devices, btrfs-progs, xfsprogs and fsfreeze')
-
-
-def quiet(argv):
-    """Run a clean-up command whose failure only means there was nothing to clean."""
-    return subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode
-
-
-@contextlib.contextmanager
-def loop_filesystem(directory, fstype, megabytes):
-    """A fresh filesystem in a sparse image on a loop device, mounted at <directory>/mnt; always torn down."""
-    image = os.path.join(str(directory), fstype + '.img')
-    mountpoint = os.path.join(str(directory), 'mnt')
-    os.mkdir(mountpoint)
-    with open(image, 'wb') as stream:
-        stream.truncate(megabytes << 20)
-    subprocess.run(['mkfs.' + fstype, '-q', '-f', image], check=True, stdout=subprocess.DEVNULL)
-    device = subprocess.run(['losetup', '--find', '--show', image], check=True, capture_output=True, text=True).stdout.strip()
-    try:
-        subprocess.run(['mount', device, mountpoint], check=True)
-        try:
-            yield mountpoint
-        finally:
-            quiet(['fsfreeze', '--unfreeze', mountpoint])
-            if quiet(['umount', mountpoint]) != 0:
-                quiet(['umount', '--lazy', mountpoint])
-    finally:
-        quiet(['losetup', '--detach', device])
 
 
 def fill(data_dir):
@@ -116,7 +89,7 @@ def archive_and_compare(args, read_path, tmp_path, capsys):
 
 @needs_loop_devices
 def test_btrfs_snapshot_of_a_subvolume_while_a_writer_appends(tmp_path, capsys):
-    with loop_filesystem(tmp_path, 'btrfs', 128) as mountpoint:
+    with loop_filesystem(tmp_path / 'mnt', 'btrfs', 128) as mountpoint:
         subvolume = os.path.join(mountpoint, 'rethinkdb')
         subprocess.run(['btrfs', 'subvolume', 'create', subvolume], check=True, stdout=subprocess.DEVNULL)
         data_dir = os.path.join(subvolume, 'default')
@@ -155,7 +128,7 @@ def test_btrfs_snapshot_of_a_subvolume_while_a_writer_appends(tmp_path, capsys):
 
 @needs_loop_devices
 def test_btrfs_snapshot_of_a_data_directory_that_is_a_subvolume_lands_beside_it(tmp_path, capsys):
-    with loop_filesystem(tmp_path, 'btrfs', 128) as mountpoint:
+    with loop_filesystem(tmp_path / 'mnt', 'btrfs', 128) as mountpoint:
         data_dir = os.path.join(mountpoint, 'default')
         subprocess.run(['btrfs', 'subvolume', 'create', data_dir], check=True, stdout=subprocess.DEVNULL)
         fill(data_dir)
@@ -174,14 +147,14 @@ def test_btrfs_snapshot_of_a_data_directory_that_is_a_subvolume_lands_beside_it(
 def test_fsfreeze_copies_to_another_filesystem_while_writes_wait(tmp_path, capsys):
     staging = tmp_path / 'staging'
     staging.mkdir()
-    with loop_filesystem(tmp_path, 'xfs', 300) as mountpoint:
+    with loop_filesystem(tmp_path / 'mnt', 'xfs', 300) as mountpoint:
         data_dir = os.path.join(mountpoint, 'default')
         fill(data_dir)
         writer = Appender(os.path.join(data_dir, 'log_file'))
         writer.start()
         args = dict(data_dir=data_dir, set_id=SET_ID, backend='fsfreeze', staging_dir=str(staging), freeze_timeout=60)
         try:
-            same_filesystem = run_module(snapshot.main, dict(args, state='check', staging_dir=mountpoint), capsys)
+            same_filesystem = run_module(snapshot.main, dict(args, state='check', staging_dir=str(mountpoint)), capsys)
             time.sleep(0.1)
             synced_before = writer.synced
             taken = run_module(snapshot.main, dict(args, state='present', at=time.time() + 0.2), capsys)
@@ -239,7 +212,7 @@ def test_watchdog_thaws_when_the_module_dies_or_outlasts_freeze_timeout(tmp_path
     staging = tmp_path / 'staging'
     staging.mkdir()
     freeze_timeout = 2.0
-    with loop_filesystem(tmp_path, 'xfs', 300) as mountpoint:
+    with loop_filesystem(tmp_path / 'mnt', 'xfs', 300) as mountpoint:
         data_dir = os.path.join(mountpoint, 'default')
         os.mkdir(data_dir)
         module = subprocess.Popen([sys.executable, '-c', FROZEN_MODULE, data_dir, str(staging), str(freeze_timeout)],
