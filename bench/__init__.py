@@ -8,7 +8,6 @@ and writes the figures as JSON to bench/results/<UTC time>.json and bench/result
     timing    alternating contenders, medians and minimums, ratios, targets
     procs     child processes: checked commands and pipelines, modules run directly, ansible-playbook runs
     machine   facts about the machine and the tools, recorded with every result
-    loopfs    btrfs and XFS filesystems on loop devices (root only), always torn down
     datasets  loaded clusters, a node data directory scaled up from their files, a background writer
     dump      figures 1 and 2: the dump module and the backup role against `rethinkdb dump`
     archive   figures 3 and 4: snapshot archives and their unpacking against tar and zstd

@@ -20,8 +20,9 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import archive, datasets, dump, loopfs, machine, report, snapshot
+from bench import archive, datasets, dump, machine, report, snapshot
 from bench.procs import REPO, ModuleRunner
+from tests.harness import loopfs
 from tests.harness.cluster import Cluster
 
 PARTS = ('dump', 'archive', 'unpack', 'snapshot', 'fsfreeze')

@@ -15,7 +15,7 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.backup_set im
 
 from bench.datasets import Writer, load_cluster
 from bench.dump import task_result
-from bench.loopfs import loop_filesystem
+from tests.harness.loopfs import loop_filesystem
 from bench.procs import Ansible, ModuleRunner, run
 from bench.timing import Contender, Sample, alternate, summary, throughput_figure, timed, value_figure
 from tests.harness.cluster import Cluster
@@ -112,7 +112,7 @@ def measure_btrfs(work: Path, role_runs: int, direct_runs: int, blocks: int, mod
         data_dirs = {}
         for node_number in range(1, 4):
             name = 'node%d' % node_number
-            mountpoint = stack.enter_context(loop_filesystem(work / ('btrfs-' + name), 'btrfs', BTRFS_MIB))
+            mountpoint = stack.enter_context(loop_filesystem(work / ('btrfs-' + name) / 'btrfs-mnt', 'btrfs', BTRFS_MIB))
             run(['btrfs', 'subvolume', 'create', mountpoint / 'rethinkdb'])
             data_dirs[name] = mountpoint / 'rethinkdb'
         cluster = stack.enter_context(Cluster(work / 'snapshot-cluster', size=3, data_dirs=data_dirs))
@@ -165,7 +165,7 @@ class FreezeContenders:
 def measure_fsfreeze(dataset: dict, work: Path, reps: int, modules: ModuleRunner) -> list:
     """Figure 6: the data set on an XFS loop device; the module's copy under freeze vs cp -a to the same target."""
     size_mib = (dataset['bytes'] >> 20) + 512
-    with loop_filesystem(work, 'xfs', size_mib) as mountpoint:
+    with loop_filesystem(work / 'xfs-mnt', 'xfs', size_mib) as mountpoint:
         data_dir = mountpoint / 'node1'
         run(['cp', '-a', '--', dataset['path'], data_dir])
         target = work / 'fsfreeze-target'

@@ -31,9 +31,11 @@ def test_snapshot_goes_beside_the_data_directory_and_is_read_at_its_relative_pat
     backend = BtrfsSnapshot(BtrfsSnapshot.make_plan(data_dir, SET_ID, {}, commands), commands)
     snapshot = str(layout / 'pool' / 'rethinkdb' / ('default.snapshot-' + SET_ID))
 
+    backend.prepare(None, lambda **fields: None)
     backend.take(lambda **fields: None)
 
-    assert run.calls == [['btrfs', 'subvolume', 'snapshot', '-r', str(layout / 'pool'), snapshot]]
+    assert run.calls == [['btrfs', 'filesystem', 'sync', str(layout / 'pool')],
+                         ['btrfs', 'subvolume', 'snapshot', '-r', str(layout / 'pool'), snapshot]]
     assert backend.read_path() == os.path.join(snapshot, 'rethinkdb', 'default')
 
 
