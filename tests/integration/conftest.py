@@ -47,9 +47,10 @@ class PlaybookRun:
 class Ansible:
     """Runs ansible-playbook with the collection from this checkout, against one inventory."""
 
-    def __init__(self, workdir: Path, inventory: Path):
+    def __init__(self, workdir: Path, inventory: Path, collections_path: Path = REPO / '.build' / 'collections'):
         self.workdir = workdir
         self.inventory = inventory
+        self.collections_path = collections_path
         self.runs = 0
 
     def playbook(self, playbook, extra_vars: dict | None = None, check: bool = False, diff: bool = False,
@@ -73,7 +74,7 @@ class Ansible:
         if limit:
             argv += ['--limit', limit]
         env = dict(os.environ,
-                   ANSIBLE_COLLECTIONS_PATH=str(REPO / '.build' / 'collections'),
+                   ANSIBLE_COLLECTIONS_PATH=str(self.collections_path),
                    ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS),
                    ANSIBLE_CALLBACKS_ENABLED='record',
                    ANSIBLE_NOCOLOR='1',
