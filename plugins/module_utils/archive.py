@@ -262,10 +262,10 @@ class _ReadAhead:
 class _Members:
     """Reads an archive's members in order, in one pass, with their data straight from the stream."""
 
-    def __init__(self, path: str):
+    def __init__(self, source):
+        """source: the archive as an open binary file, or anything else with its read()."""
         _require_zstandard()
-        self._file = open(path, 'rb')
-        self.stream = _ReadAhead(zstandard.ZstdDecompressor().stream_reader(self._file, read_size=CHUNK_BYTES))
+        self.stream = _ReadAhead(zstandard.ZstdDecompressor().stream_reader(source, read_size=CHUNK_BYTES))
         try:
             self.tar = tarfile.TarFile(fileobj=self.stream, mode='r')
         except BaseException:
@@ -288,7 +288,6 @@ class _Members:
 
     def close(self) -> None:
         self.stream.close()
-        self._file.close()
 
     def __enter__(self):
         return self
@@ -311,13 +310,44 @@ def _unreadable(path: str, exc: Exception) -> ArchiveError:
     return ArchiveError('%s is not a readable tar.zst archive: %s' % (path, exc))
 
 
-def raw_size(path: str) -> int:
-    """Bytes an archive's regular files take once unpacked (for free-space checks); reads the whole stream."""
-    try:
-        with _Members(path) as members:
-            return sum(member.size for member in members if member.isreg())
-    except (tarfile.TarError, zstandard.ZstdError) as exc:
-        raise _unreadable(path, exc)
+class _HashingSource:
+    """The archive file as the decompressor reads it: hashes every byte on its way."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._stream.read(size)
+        self.digest.update(chunk)
+        return chunk
+
+    def drain(self) -> None:
+        """Hash what the decompressor left unread (the zero blocks that end a tar, or trailing junk)."""
+        while self.read(CHUNK_BYTES):
+            continue
+
+
+def survey(path: str, sha256: str | None = None) -> tuple[int, str]:
+    """Read an archive once; return the bytes its regular files take unpacked, and its sha256.
+
+    A sha256 that differs from the one given is reported before any fault of the stream, since it says more.
+    """
+    with open(path, 'rb') as archive_file:
+        source = _HashingSource(archive_file)
+        fault = None
+        try:
+            with _Members(source) as members:
+                raw_bytes = sum(member.size for member in members if member.isreg())
+        except (tarfile.TarError, zstandard.ZstdError) as exc:
+            fault = exc
+        source.drain()
+    actual = source.digest.hexdigest()
+    if sha256 is not None and actual != sha256.lower():
+        raise ArchiveError('%s has sha256 %s, expected %s' % (path, actual, sha256.lower()))
+    if fault is not None:
+        raise _unreadable(path, fault)
+    return raw_bytes, actual
 
 
 def _member_path(name: str) -> str:
@@ -481,7 +511,7 @@ def extract(archive_path: str, target: str, sha256: str | None = None, size: int
     os.mkdir(target, 0o700)
     unpacker = _Unpacker(target, os.geteuid() == 0 or owner != (None, None), owner, durable)
     try:
-        with _Members(archive_path) as members:
+        with open(archive_path, 'rb') as archive_file, _Members(archive_file) as members:
             for member in members:
                 unpacker.unpack(members, member)
         unpacker.finish()

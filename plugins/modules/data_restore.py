@@ -12,7 +12,7 @@ description:
   - Restores one node's data directory from its part of a snapshot backup set (a C(tar.zst) archive made by
     M(bigchaindb.rethinkdb.snapshot)). The C(restore) role runs it on every node, because a snapshot set is
     only safe to restore on all nodes together, with the whole cluster stopped.
-  - O(state=staged) verifies the archive's sha256, checks the free space for its unpacked size, and unpacks it
+  - O(state=staged) verifies the archive's sha256 and reads its unpacked size in one pass, checks the free space, and unpacks it
     into C(<data_dir>.restore-<set_id>) beside the data directory (every file fsynced). It runs while the
     server still runs, so that a bad part is found before anything is stopped.
   - O(state=present) stages first if needed, then moves the current data directory aside to
@@ -243,19 +243,19 @@ def stage(module, restore: Restore, record: dict) -> tuple[dict, bool]:
     parent = os.path.dirname(restore.data_dir)
     if not os.path.isdir(parent):
         raise SnapshotError('%s, the directory that holds data_dir, does not exist.' % parent)
-    archive.verify_file(params['archive'], params['sha256'])
-    needed = archive.raw_size(params['archive']) + HEADROOM_BYTES
+    raw_bytes, sha256 = archive.survey(params['archive'], params['sha256'])
+    needed = raw_bytes + HEADROOM_BYTES
     available = free_bytes(parent)
     if needed > available:
         raise SnapshotError('Not enough space to unpack %s beside %s: %d bytes free, %d needed.'
                             % (params['archive'], restore.data_dir, available, needed))
     if module.check_mode:
-        return dict(record, sha256=params['sha256'], files=None, raw_bytes=needed - HEADROOM_BYTES), True
+        return dict(record, sha256=sha256, files=None, raw_bytes=raw_bytes), True
     if os.path.lexists(restore.partial):
         shutil.rmtree(restore.partial)
     unpacked = archive.extract(params['archive'], restore.partial, owner=owner)
     record = dict(set_id=restore.set_id, phase='staged', archive=params['archive'],
-                  sha256=params['sha256'].lower() if params['sha256'] else archive.sha256_file(params['archive'])[0],
+                  sha256=sha256,
                   files=unpacked['files'], raw_bytes=unpacked['raw_bytes'])
     restore.save(record)
     os.rename(restore.partial, restore.staged)

@@ -75,7 +75,7 @@ def test_round_trip_keeps_modes_times_owners_and_links(tree, tmp_path):
     assert (created['sha256'], created['bytes']) == archive.sha256_file(dest)
     assert created['files'] == 8
     assert created['raw_bytes'] == 70000 + 3 * archive.CHUNK_BYTES + 17 + len('info: ready\n')
-    assert archive.raw_size(dest) == created['raw_bytes']
+    assert archive.survey(dest, created['sha256'].upper()) == (created['raw_bytes'], created['sha256'])
     assert stat.S_IMODE(os.stat(dest).st_mode) == 0o600
 
     target = str(tmp_path / 'restored')
@@ -212,8 +212,25 @@ def test_truncated_archive_is_unreadable_and_leaves_nothing(tree, tmp_path):
     with pytest.raises(ArchiveError, match='not a readable tar.zst archive|ends inside member'):
         archive.extract(dest, target)
     with pytest.raises(ArchiveError, match='not a readable tar.zst archive'):
-        archive.raw_size(dest)
+        archive.survey(dest)
     assert not os.path.exists(target)
+
+
+def test_survey_hashes_every_byte_and_reports_a_wrong_sha256_first(tree, tmp_path):
+    dest = str(tmp_path / 'data.tar.zst')
+    created = archive.create(tree, dest, level=1)
+    with open(dest, 'ab') as stream:
+        stream.write(b'trailing bytes the decompressor never reads')
+    longer = archive.sha256_file(dest)[0]
+
+    assert archive.survey(dest) == (created['raw_bytes'], longer)
+    with pytest.raises(ArchiveError, match='has sha256 %s, expected %s' % (longer, created['sha256'])):
+        archive.survey(dest, created['sha256'])
+
+    with open(dest, 'r+b') as stream:
+        stream.truncate(os.path.getsize(dest) // 2)
+    with pytest.raises(ArchiveError, match='has sha256 [0-9a-f]{64}, expected %s' % created['sha256']):
+        archive.survey(dest, created['sha256'])
 
 
 def hostile(path, *members):
