@@ -22,6 +22,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -31,6 +32,8 @@ CHUNK_BYTES = 1024 * 1024
 INFO_LIMIT_BYTES = 16 * 1024 * 1024
 # A document the streaming count may hold at once; larger ones are treated as damage.
 DOCUMENT_LIMIT_CHARS = 128 * 1024 * 1024
+# How often an archive read as the tool writes it is looked at again when the reader has caught up.
+FOLLOW_POLL_SECONDS = 0.02
 
 # Environment variables the tools must not see: RETHINKDB_DRIVER_PORT makes every tool exit 2.
 HIDDEN_VARIABLES = ('RETHINKDB_DRIVER_PORT',)
@@ -293,6 +296,47 @@ class _HashingReader:
             continue
 
 
+class _Following:
+    """A file another process is still writing, read as it grows: at its current end, a read waits for more
+    until `writer_done` is set, and only then returns the end of the file."""
+
+    def __init__(self, stream, writer_done: threading.Event):
+        self._stream = stream
+        self._writer_done = writer_done
+
+    def read(self, size: int = -1) -> bytes:
+        while True:
+            done = self._writer_done.is_set()
+            chunk = self._stream.read(size)
+            if chunk or done:
+                return chunk
+            self._writer_done.wait(FOLLOW_POLL_SECONDS)
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def _open_archive(path: str, writer_done: threading.Event | None):
+    """The archive to read: the file as it is, or with writer_done a file still being written (waiting for
+    the writer to create it)."""
+    if writer_done is None:
+        return open(path, 'rb')
+    while True:
+        done = writer_done.is_set()
+        try:
+            return _Following(open(path, 'rb'), writer_done)
+        except FileNotFoundError:
+            if done:
+                raise
+        writer_done.wait(FOLLOW_POLL_SECONDS)
+
+
 class _DocumentCounter:
     """Counts the documents of a table's .json, one JSON array of objects, holding one document at a time."""
 
@@ -451,16 +495,18 @@ def _read_members(source, parse_documents: bool) -> tuple:
     return top, tables
 
 
-def read_dump_archive(path: str, sha256: str | None = None, parse_documents: bool = True) -> DumpArchive:
+def read_dump_archive(path: str, sha256: str | None = None, parse_documents: bool = True,
+                      writer_done: threading.Event | None = None) -> DumpArchive:
     """Prove a dump archive usable in one streaming pass, or raise DumpArchiveError with a one-line reason.
 
     A wrong checksum (when `sha256` is given) is reported before any damage found in the content. With
     parse_documents, every document is parsed, which accepts any layout of the JSON arrays; without, the
     archive must have the tool's own layout and documents are counted by lines (the gzip CRC still covers
-    every byte).
+    every byte). With writer_done, the archive is read while the tool writes it, to its end once the event
+    is set: the tool writes it front to back, never going back.
     """
     try:
-        with open(path, 'rb') as stream:
+        with _open_archive(path, writer_done) as stream:
             source = _HashingReader(stream)
             damage = None
             try:

@@ -179,6 +179,7 @@ stderr:
 
 import concurrent.futures
 import os
+import threading
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -309,20 +310,25 @@ def take_dump(module, scratch_dirs: list, selectors: list, chosen: dict) -> dict
     except OSError as exc:
         raise os_failure('create a temporary directory for the dump', exc, OUT_OF_SPACE_ADVICE)
     partial = os.path.join(scratch_dirs[0], os.path.basename(dest))
-    with password_file(login_password(module), module.tmpdir) as password_path:
-        argv = tool_argv('dump', dict(params, file=partial, temp_dir=tool_temp, tables=selectors, password_file=password_path))
-        run = run_tool(module, argv)
-    if run.rc != 0:
-        if run.out_of_space():
-            raise ToolFailure('rethinkdb dump ran out of disk space writing to %s: %s.'
-                              % (' and '.join(sorted(set(os.path.dirname(path) for path in scratch_dirs))), OUT_OF_SPACE_ADVICE),
-                              **run.details())
-        raise ToolFailure('rethinkdb dump exited with %d: %s.' % (run.rc, run.reason()), **run.details())
-    # The disk writes the archive out while the CPU reads it back: the two take about as long.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as syncer:
-        synced = syncer.submit(fsync_file, partial)
+    tool_done = threading.Event()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as helpers:
+        # The archive is read back while the tool writes it, so checking it adds little time of its own.
+        read_back = helpers.submit(read_dump_archive, partial, parse_documents=False, writer_done=tool_done)
         try:
-            archive = read_dump_archive(partial, parse_documents=False)
+            with password_file(login_password(module), module.tmpdir) as password_path:
+                argv = tool_argv('dump', dict(params, file=partial, temp_dir=tool_temp, tables=selectors, password_file=password_path))
+                run = run_tool(module, argv)
+        finally:
+            tool_done.set()
+        if run.rc != 0:
+            if run.out_of_space():
+                raise ToolFailure('rethinkdb dump ran out of disk space writing to %s: %s.'
+                                  % (' and '.join(sorted(set(os.path.dirname(path) for path in scratch_dirs))), OUT_OF_SPACE_ADVICE),
+                                  **run.details())
+            raise ToolFailure('rethinkdb dump exited with %d: %s.' % (run.rc, run.reason()), **run.details())
+        synced = helpers.submit(fsync_file, partial)
+        try:
+            archive = read_back.result()
         except DumpArchiveError as exc:
             raise ToolFailure('rethinkdb dump wrote an archive that does not check out: %s.' % exc, cmd=argv)
     problem = layout_problem(archive.tables, chosen, selectors)

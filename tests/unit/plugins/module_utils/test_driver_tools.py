@@ -13,6 +13,8 @@ import os
 import stat
 import sys
 import tarfile
+import threading
+import time
 
 import pytest
 
@@ -406,6 +408,57 @@ def test_a_wrong_checksum_is_reported_before_any_damage(tmp_path):
 
     with pytest.raises(DumpArchiveError, match='has sha256 %s, expected %s' % (sha256_of(path), '0' * 64)):
         read_dump_archive(path, sha256='0' * 64)
+
+
+class SlowWriter(threading.Thread):
+    """Writes a file front to back in small pieces, with pauses, as the tool writes its archive; then sets done."""
+
+    def __init__(self, source: bytes, path, done: threading.Event, create_after: float = 0.05):
+        super().__init__(daemon=True)
+        self.source, self.path, self.done, self.create_after = source, str(path), done, create_after
+
+    def run(self):
+        time.sleep(self.create_after)
+        with open(self.path, 'wb') as stream:
+            for start in range(0, len(self.source), 997):
+                stream.write(self.source[start:start + 997])
+                stream.flush()
+                time.sleep(0.001)
+        self.done.set()
+
+
+def test_an_archive_is_read_as_it_is_written_to_its_very_end(tmp_path):
+    complete = write_archive(tmp_path / 'complete.tar.gz', table_members(sample_tables(blocks=300, votes=900)))
+    with open(complete, 'rb') as stream:
+        written = stream.read()
+    done = threading.Event()
+    writer = SlowWriter(written, tmp_path / 'growing.tar.gz', done)
+    writer.start()
+
+    archive = read_dump_archive(str(tmp_path / 'growing.tar.gz'), parse_documents=False, writer_done=done)
+
+    writer.join()
+    assert (archive.sha256, archive.bytes) == (hashlib.sha256(written).hexdigest(), len(written))
+    assert dict((name, table.documents) for name, table in archive.tables.items()) == {'bigchain.bigchain': 300, 'bigchain.votes': 900}
+
+
+def test_an_archive_the_writer_left_unfinished_is_refused(tmp_path):
+    complete = write_archive(tmp_path / 'complete.tar.gz', table_members(sample_tables(blocks=300, votes=900)))
+    with open(complete, 'rb') as stream:
+        written = stream.read()
+    done = threading.Event()
+    SlowWriter(written[:len(written) // 2], tmp_path / 'growing.tar.gz', done).start()
+
+    with pytest.raises(DumpArchiveError, match='truncated or corrupt'):
+        read_dump_archive(str(tmp_path / 'growing.tar.gz'), parse_documents=False, writer_done=done)
+
+
+def test_an_archive_the_writer_never_created_is_one_line(tmp_path):
+    done = threading.Event()
+    threading.Timer(0.05, done.set).start()
+
+    with pytest.raises(DumpArchiveError, match='Cannot read archive .*: No such file or directory'):
+        read_dump_archive(str(tmp_path / 'absent.tar.gz'), writer_done=done)
 
 
 def test_a_plain_gzip_that_is_no_tar_is_refused(tmp_path):
