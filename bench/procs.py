@@ -151,9 +151,9 @@ class Ansible:
         return PlaybookRun(seconds, records)
 
     def one_task(self, host: str, module: str, args: dict) -> PlaybookRun:
-        """A play of one task: `module` of the collection with `args` on one host, as a user's playbook runs it."""
+        """A play of one task: `module` (a fully qualified name) with `args` on one host, as a user's playbook runs it."""
         play = [{'name': 'bench', 'hosts': host, 'gather_facts': False,
-                 'tasks': [{'name': 'module under test', 'bigchaindb.rethinkdb.' + module: args}]}]
+                 'tasks': [{'name': 'module under test', module: args}]}]
         path = self.workdir / ('one-task-%s.yml' % module)
         path.write_text(yaml.safe_dump(play, sort_keys=False))
         return self.playbook(path)
