@@ -310,20 +310,23 @@ def _unreadable(path: str, exc: Exception) -> ArchiveError:
     return ArchiveError('%s is not a readable tar.zst archive: %s' % (path, exc))
 
 
-class _HashingSource:
-    """The archive file as the decompressor reads it: hashes every byte on its way."""
+class HashingReader:
+    """A file as a decompressor reads it: every byte read is hashed and counted on its way."""
 
     def __init__(self, stream):
         self._stream = stream
         self.digest = hashlib.sha256()
+        self.bytes = 0
 
     def read(self, size: int = -1) -> bytes:
         chunk = self._stream.read(size)
         self.digest.update(chunk)
+        self.bytes += len(chunk)
         return chunk
 
     def drain(self) -> None:
-        """Hash what the decompressor left unread (the zero blocks that end a tar, or trailing junk)."""
+        """Read to the end (past what the decompressor left, such as the zero blocks that end a tar), so that
+        the checksum covers the whole file."""
         while self.read(CHUNK_BYTES):
             continue
 
@@ -334,7 +337,7 @@ def survey(path: str, sha256: str | None = None) -> tuple[int, str]:
     A sha256 that differs from the one given is reported before any fault of the stream, since it says more.
     """
     with open(path, 'rb') as archive_file:
-        source = _HashingSource(archive_file)
+        source = HashingReader(archive_file)
         fault = None
         try:
             with _Members(source) as members:

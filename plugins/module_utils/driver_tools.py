@@ -14,7 +14,6 @@ import codecs
 import contextlib
 import errno
 import gzip
-import hashlib
 import json
 import os
 import re
@@ -26,6 +25,8 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
+
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.archive import HashingReader
 
 CHUNK_BYTES = 1024 * 1024
 # The .info of a table holds its primary key, index functions and write hook: small.
@@ -276,26 +277,6 @@ class DumpArchive:
         return sum(table.raw_bytes for table in self.tables.values())
 
 
-class _HashingReader:
-    """The archive file as the decompressor reads it, hashed and counted on the way."""
-
-    def __init__(self, stream):
-        self._stream = stream
-        self.digest = hashlib.sha256()
-        self.bytes = 0
-
-    def read(self, size: int = -1) -> bytes:
-        chunk = self._stream.read(size)
-        self.digest.update(chunk)
-        self.bytes += len(chunk)
-        return chunk
-
-    def drain(self) -> None:
-        """Read to the end, so that the checksum covers the whole file."""
-        while self.read(CHUNK_BYTES):
-            continue
-
-
 class _Following:
     """A file another process is still writing, read as it grows: at its current end, a read waits for more
     until `writer_done` is set, and only then returns the end of the file."""
@@ -507,7 +488,7 @@ def read_dump_archive(path: str, sha256: str | None = None, parse_documents: boo
     """
     try:
         with _open_archive(path, writer_done) as stream:
-            source = _HashingReader(stream)
+            source = HashingReader(stream)
             damage = None
             try:
                 top, tables = _read_members(source, parse_documents)
