@@ -12,9 +12,9 @@ description:
   - Restores one node's data directory from its part of a snapshot backup set (a C(tar.zst) archive made by
     M(bigchaindb.rethinkdb.snapshot)). The C(restore) role runs it on every node, because a snapshot set is
     only safe to restore on all nodes together, with the whole cluster stopped.
-  - O(state=staged) verifies the archive's sha256 and reads its unpacked size in one pass, checks the free space, and unpacks it
-    into C(<data_dir>.restore-<set_id>) beside the data directory (every file fsynced). It runs while the
-    server still runs, so that a bad part is found before anything is stopped.
+  - O(state=staged) verifies the archive's sha256 and reads its unpacked size in one pass, checks the free
+    space for it, and unpacks it into C(<data_dir>.restore-<set_id>) beside the data directory (every file
+    fsynced). It runs while the server still runs, so that a bad part is found before anything is stopped.
   - O(state=present) stages first if needed, then moves the current data directory aside to
     C(<data_dir>.before-restore-<set_id>) (a rename; the collection never deletes it) and renames the staged
     directory into place. The server must be stopped; the module refuses while a process has files open in

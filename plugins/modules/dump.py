@@ -12,8 +12,9 @@ description:
   - Runs C(rethinkdb dump), the tool of the RethinkDB Python driver, for the chosen tables (BigchainDB's
     C(bigchain) and C(votes) by default) and writes its C(tar.gz) archive to O(dest).
   - Checks first that every table exists. Reads the archive back in one pass, following the file as the tool
-    writes it, and fails unless it holds exactly the chosen tables, each with its data and its description; returns each table's document
-    count, primary key and index names as found in the archive, and the archive's size and sha256.
+    writes it, and fails unless it holds exactly the chosen tables, each with its data and its description;
+    returns each table's document count, primary key and index names as found in the archive, and the
+    archive's size and sha256.
   - The tool writes to a temporary name beside O(dest), in a hidden C(.<name>.*.partial) directory, and the
     archive is renamed to O(dest) only once it has been checked and flushed to disk. O(dest) never holds a
     partial dump, and a failed run removes every partial file.
