@@ -369,7 +369,8 @@ def _inside(relative: str) -> bool:
     return not (os.path.isabs(relative) or normal == '..' or normal.startswith('../'))
 
 
-def _fsync_path(path: str) -> None:
+def fsync_file(path: str) -> None:
+    """Flush a file's data to disk (a file another process wrote and closed without syncing, say)."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         os.fsync(fd)
@@ -385,7 +386,7 @@ class _BackgroundSync:
         self._pending: list = []
 
     def add(self, path: str) -> None:
-        self._pending.append(self._pool.submit(_fsync_path, path))
+        self._pending.append(self._pool.submit(fsync_file, path))
 
     def wait(self) -> None:
         """Return when every file is on disk; raise the first fsync error."""

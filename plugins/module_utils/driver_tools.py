@@ -129,22 +129,35 @@ def os_failure(action: str, exc: OSError, advice: str) -> ToolFailure:
     return ToolFailure('Cannot %s: %s.' % (action, reason))
 
 
+def writable_directory(path: str) -> str | None:
+    """Why a directory cannot take new files, or None."""
+    if not os.path.isdir(path):
+        return 'does not exist or is not a directory'
+    if not os.access(path, os.W_OK | os.X_OK):
+        return 'is not writable by this user'
+    return None
+
+
 def make_scratch_dir(parent: str, prefix: str) -> str:
     """A new private directory (mode 0700) under parent for one run's temporary files."""
     return tempfile.mkdtemp(prefix=prefix, suffix='.partial', dir=parent)
 
 
-def remove_scratch_dirs(paths: list) -> list:
-    """Remove scratch directories and everything in them; return a message for each that could not be removed."""
-    problems = []
-    for path in paths:
-        try:
-            shutil.rmtree(path)
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            problems.append('Could not remove the temporary directory %s: %s.' % (path, exc.strerror or exc))
-    return problems
+@contextlib.contextmanager
+def scratch_dirs(module):
+    """A list for the scratch directories of one run: on leaving, each is removed with everything in it, and
+    one that cannot be is a warning."""
+    paths: list = []
+    try:
+        yield paths
+    finally:
+        for path in paths:
+            try:
+                shutil.rmtree(path)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                module.warn('Could not remove the temporary directory %s: %s.' % (path, exc.strerror or exc))
 
 
 def parse_selector(name: str) -> tuple:
@@ -234,6 +247,15 @@ class ToolRun:
     def details(self) -> dict:
         """What a failed task returns besides its message."""
         return dict(rc=self.rc, stdout=self.stdout, stderr=self.stderr, cmd=self.argv)
+
+    def check(self, verb: str, writing: str, advice: str) -> None:
+        """Raise ToolFailure unless the tool exited with 0: out of space while `writing` (with advice on room),
+        or exited with its most telling reason."""
+        if self.rc == 0:
+            return
+        if self.out_of_space():
+            raise ToolFailure('rethinkdb %s ran out of disk space %s: %s.' % (verb, writing, advice), **self.details())
+        raise ToolFailure('rethinkdb %s exited with %d: %s.' % (verb, self.rc, self.reason()), **self.details())
 
 
 def run_tool(module, argv: list) -> ToolRun:

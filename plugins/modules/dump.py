@@ -185,7 +185,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.archive import fsync_dir
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.archive import fsync_dir, fsync_file
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.driver_tools import (
     DUMP_SUMMARY,
     DumpArchiveError,
@@ -196,9 +196,10 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.driver_tools 
     parse_selector,
     password_file,
     read_dump_archive,
-    remove_scratch_dirs,
     run_tool,
+    scratch_dirs,
     tool_argv,
+    writable_directory,
 )
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.rethinkdb import (
     LOGIN_MUTUALLY_EXCLUSIVE,
@@ -213,15 +214,6 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.rethinkdb imp
 
 DEFAULT_TABLES = ['bigchain.bigchain', 'bigchain.votes']
 OUT_OF_SPACE_ADVICE = 'free some space there, or choose another dest or temp_dir'
-
-
-def writable_directory(path: str) -> str | None:
-    """Why a directory cannot take new files, or None."""
-    if not os.path.isdir(path):
-        return 'does not exist or is not a directory'
-    if not os.access(path, os.W_OK | os.X_OK):
-        return 'is not writable by this user'
-    return None
 
 
 def check_options(module) -> list:
@@ -285,32 +277,23 @@ def layout_problem(archived: dict, chosen: dict, selectors: list) -> str | None:
     return None
 
 
-def fsync_file(path: str) -> None:
-    """Flush a file the tool wrote (and closed without syncing) to disk."""
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def take_dump(module, scratch_dirs: list, selectors: list, chosen: dict) -> dict:
+def take_dump(module, scratch: list, selectors: list, chosen: dict) -> dict:
     """Run the tool into a scratch directory beside dest, check its archive, move it into place.
 
-    Raises ToolFailure; the caller removes scratch_dirs, which this function fills, whatever happens.
+    Raises ToolFailure; the caller removes the directories this function adds to scratch, whatever happens.
     """
     params = module.params
     dest = params['dest']
     started = time.monotonic()
     try:
-        scratch_dirs.append(make_scratch_dir(os.path.dirname(dest), '.%s.' % os.path.basename(dest)))
-        tool_temp = scratch_dirs[0]
+        scratch.append(make_scratch_dir(os.path.dirname(dest), '.%s.' % os.path.basename(dest)))
+        tool_temp = scratch[0]
         if params['temp_dir']:
             tool_temp = make_scratch_dir(params['temp_dir'], '.rethinkdb-dump-')
-            scratch_dirs.append(tool_temp)
+            scratch.append(tool_temp)
     except OSError as exc:
         raise os_failure('create a temporary directory for the dump', exc, OUT_OF_SPACE_ADVICE)
-    partial = os.path.join(scratch_dirs[0], os.path.basename(dest))
+    partial = os.path.join(scratch[0], os.path.basename(dest))
     tool_done = threading.Event()
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as helpers:
         # The archive is read back while the tool writes it, so checking it adds little time of its own.
@@ -321,12 +304,7 @@ def take_dump(module, scratch_dirs: list, selectors: list, chosen: dict) -> dict
                 run = run_tool(module, argv)
         finally:
             tool_done.set()
-        if run.rc != 0:
-            if run.out_of_space():
-                raise ToolFailure('rethinkdb dump ran out of disk space writing to %s: %s.'
-                                  % (' and '.join(sorted(set(os.path.dirname(path) for path in scratch_dirs))), OUT_OF_SPACE_ADVICE),
-                                  **run.details())
-            raise ToolFailure('rethinkdb dump exited with %d: %s.' % (run.rc, run.reason()), **run.details())
+        run.check('dump', 'writing to %s' % ' and '.join(sorted(set(os.path.dirname(path) for path in scratch))), OUT_OF_SPACE_ADVICE)
         synced = helpers.submit(fsync_file, partial)
         try:
             archive = read_back.result()
@@ -379,14 +357,11 @@ def main():
     if module.check_mode:
         planned = dict((name, dict(primary_key=row['primary_key'], indexes=sorted(row.get('indexes', [])))) for name, row in chosen.items())
         module.exit_json(changed=True, dest=module.params['dest'], tables=planned)
-    scratch_dirs: list = []
-    try:
-        outcome = take_dump(module, scratch_dirs, selectors, chosen)
-    except ToolFailure as exc:
-        outcome = exc
-    finally:
-        for problem in remove_scratch_dirs(scratch_dirs):
-            module.warn(problem)
+    with scratch_dirs(module) as scratch:
+        try:
+            outcome = take_dump(module, scratch, selectors, chosen)
+        except ToolFailure as exc:
+            outcome = exc
     if isinstance(outcome, ToolFailure):
         module.fail_json(msg=str(outcome), **outcome.details)
     module.exit_json(changed=True, **outcome)

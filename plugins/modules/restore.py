@@ -189,9 +189,10 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.driver_tools 
     parse_selector,
     password_file,
     read_dump_archive,
-    remove_scratch_dirs,
     run_tool,
+    scratch_dirs,
     tool_argv,
+    writable_directory,
 )
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.rethinkdb import (
     LOGIN_MUTUALLY_EXCLUSIVE,
@@ -229,8 +230,9 @@ def check_options(module) -> str:
     if params['clients'] < 1:
         module.fail_json(msg='clients must be at least 1, got %d.' % params['clients'])
     unpack_parent = params['temp_dir'] or tempfile.gettempdir()
-    if not os.path.isdir(unpack_parent) or not os.access(unpack_parent, os.W_OK | os.X_OK):
-        module.fail_json(msg='temp_dir %s does not exist or is not writable by this user.' % unpack_parent)
+    problem = writable_directory(unpack_parent)
+    if problem:
+        module.fail_json(msg='temp_dir %s %s.' % (unpack_parent, problem))
     try:
         check_password(login_password(module))
     except ValueError as exc:
@@ -319,24 +321,21 @@ def count_problems(plan: dict) -> list:
     return problems
 
 
-def run_restore(module, scratch_dirs: list, archive, plan: dict, unpack_parent: str) -> dict:
+def run_restore(module, scratch: list, archive, plan: dict, unpack_parent: str) -> dict:
     """Run the tool, then count every restored table on a new connection. Raises ToolFailure; the caller
-    removes scratch_dirs."""
+    removes the directories this function adds to scratch."""
     params = module.params
     started = time.monotonic()
     try:
-        scratch_dirs.append(make_scratch_dir(unpack_parent, 'rethinkdb-restore-'))
+        scratch.append(make_scratch_dir(unpack_parent, 'rethinkdb-restore-'))
     except OSError as exc:
         raise os_failure('create a temporary directory in %s' % unpack_parent, exc, OUT_OF_SPACE_ADVICE)
     names = list(plan)
     with password_file(login_password(module), module.tmpdir) as password_path:
-        argv = tool_argv('restore', dict(params, temp_dir=scratch_dirs[0], tables=names if params['tables'] else [], password_file=password_path),
+        argv = tool_argv('restore', dict(params, temp_dir=scratch[0], tables=names if params['tables'] else [], password_file=password_path),
                          positional=(archive.path,))
         run = run_tool(module, argv)
-    if run.rc != 0 and run.out_of_space():
-        raise ToolFailure('rethinkdb restore ran out of disk space unpacking in %s: %s.' % (unpack_parent, OUT_OF_SPACE_ADVICE), **run.details())
-    if run.rc != 0:
-        raise ToolFailure('rethinkdb restore exited with %d: %s.' % (run.rc, run.reason()), **run.details())
+    run.check('restore', 'unpacking in %s' % unpack_parent, OUT_OF_SPACE_ADVICE)
     for name, documents in count_restored(module, names).items():
         plan[name]['documents_after'] = documents
     problems = count_problems(plan)
@@ -379,18 +378,15 @@ def main():
         plan = dict((name, dict(documents=archive.tables[name].documents, documents_after=None, existed=name in existing)) for name in names)
         if module.check_mode:
             module.exit_json(changed=True, tables=plan, documents=sum(table['documents'] for table in plan.values()), sha256=archive.sha256)
-        scratch_dirs: list = []
-        try:
-            outcome = run_restore(module, scratch_dirs, archive, plan, unpack_parent)
-        except ToolFailure as exc:
-            outcome = exc
-            created = created_tables(r, connection, existing, names) if 'rc' in exc.details else []
-            if created:
-                outcome = ToolFailure('%s Tables it created: %s; drop them, or restore again with force: true.' % (exc, ', '.join(created)),
-                                      **exc.details)
-        finally:
-            for problem in remove_scratch_dirs(scratch_dirs):
-                module.warn(problem)
+        with scratch_dirs(module) as scratch:
+            try:
+                outcome = run_restore(module, scratch, archive, plan, unpack_parent)
+            except ToolFailure as exc:
+                outcome = exc
+                created = created_tables(r, connection, existing, names) if 'rc' in exc.details else []
+                if created:
+                    outcome = ToolFailure('%s Tables it created: %s; drop them, or restore again with force: true.' % (exc, ', '.join(created)),
+                                          **exc.details)
     finally:
         connection.close()
     if isinstance(outcome, ToolFailure):
