@@ -64,6 +64,11 @@ def test_backup_damage_restore_brings_back_data_and_layout(cluster, ansible):
     lines = restore.result('Say what was restored')['msg']
     assert lines[0].startswith('restored backup set %s (dump)' % manifest['set_id'])
     assert '  bigchain.votes: %s documents (set: %s) ok' % (format(loaded['votes'], ','), format(loaded['votes'], ',')) in lines
+    [restore_report] = (set_dir.parent / 'reports').glob('restore-*-%s.json' % manifest['set_id'])
+    report = json.loads(restore_report.read_text())
+    assert (report['set_id'], report['method'], report['moved_aside']) == (manifest['set_id'], 'dump', {})
+    assert [(count['table'], count['ok']) for count in report['counts']] == [('bigchain.votes', True)]
+    assert isinstance(report['seconds'], float) and report['seconds'] > 0
 
 
 def test_restore_refuses_existing_tables_unless_forced(cluster, ansible):
