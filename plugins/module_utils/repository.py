@@ -1,0 +1,190 @@
+# Copyright: bigchaindb.rethinkdb contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Where backup sets are stored: one small interface, one file per kind (repository_local, repository_s3).
+
+A repository holds the sets of clusters. A set is written part by part, each part as a stream hashed on its
+way, and becomes visible as complete only when its manifest is committed. Callers never know which kind they
+write to; they name a repository by a URL-like string:
+
+  /srv/backups or controller:/srv/backups   a directory on the controller (nodes hand their parts over)
+  path:/mnt/backups                         a directory every node and the controller mount at that path
+  s3://bucket/prefix                        an S3-compatible object store
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from typing import NamedTuple
+
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.streams import HashingWriter
+
+KINDS = ('controller', 'path', 's3')
+S3_URL_RE = re.compile(r's3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<prefix>.*))?')
+# Set states as stored: committed (a manifest), partial (no manifest yet), failed (marked), deleting (a prune
+# that was interrupted).
+STORED_STATES = ('committed', 'partial', 'failed', 'deleting')
+FAILED_MARKER = 'FAILED'
+RUN_RECORD = 'run.json'
+
+
+class RepositoryError(Exception):
+    """The repository cannot be reached or refused an operation; the message says what to fix."""
+
+
+class StoredSet(NamedTuple):
+    """One set as the repository stores it, before anyone read its manifest."""
+
+    set_id: str
+    state: str
+    location: str
+    bytes: int
+
+
+class PartStat(NamedTuple):
+    """What the store says of a part without reading it."""
+
+    bytes: int
+    store_checksum: str | None
+
+
+class PartWriter:
+    """A part being written: bytes go in with write(); finish() makes it durable and visible in the set and
+    returns its facts; abort() removes every trace of it. Subclasses implement _put(), _finish(), _abort()."""
+
+    def __init__(self, location: str):
+        self.location = location
+        self._hashing = HashingWriter(self)
+        self._done = False
+
+    @property
+    def stream(self) -> HashingWriter:
+        """Where a producer writes: hashes and counts on the way to the store."""
+        return self._hashing
+
+    def write(self, chunk) -> int:
+        self._put(chunk)
+        return len(chunk)
+
+    def flush(self) -> None:
+        """Parts are made durable by finish()."""
+
+    def finish(self) -> dict:
+        """Make the part durable; returns bytes, sha256 and the store's own checksum (or None)."""
+        store_checksum = self._finish()
+        self._done = True
+        return dict(bytes=self._hashing.bytes, sha256=self._hashing.hexdigest(), store_checksum=store_checksum)
+
+    def abort(self) -> None:
+        if not self._done:
+            self._done = True
+            self._abort()
+
+    def _put(self, chunk) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> str | None:
+        raise NotImplementedError
+
+    def _abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, traceback):
+        if exc_type is not None:
+            self.abort()
+
+
+class Repository:
+    """The interface every kind implements. cluster and set_id are checked by the caller (set_format)."""
+
+    kind = ''
+
+    def describe(self) -> str:
+        """Where the repository is, for messages (never a secret)."""
+        raise NotImplementedError
+
+    def check_reachable(self, cluster: str, set_id: str | None = None) -> None:
+        """Preflight: the repository answers and can be written to; with set_id, that set is begun there (which
+        proves a shared path is the shared one). RepositoryError says what to fix."""
+        raise NotImplementedError
+
+    def begin(self, cluster: str, set_id: str, run: dict) -> str:
+        """Create the set as partial, recording who writes it (run); return its location."""
+        raise NotImplementedError
+
+    def part_writer(self, cluster: str, set_id: str, path: str, size_hint: int | None = None) -> PartWriter:
+        """A writer of one part of a partial set; size_hint (bytes, a guess) lets a store size its uploads."""
+        raise NotImplementedError
+
+    def open_part(self, cluster: str, set_id: str, path: str, committed: bool = True):
+        """A part as a forward-only binary stream (read(), close())."""
+        raise NotImplementedError
+
+    def stat_part(self, cluster: str, set_id: str, path: str, committed: bool = True) -> PartStat | None:
+        """Size (and the store's checksum) of a part, or None when it is missing."""
+        raise NotImplementedError
+
+    def read_file(self, cluster: str, set_id: str, name: str, committed: bool = True) -> bytes | None:
+        """A small file of a set (manifest.json, cluster.json, run.json, FAILED), or None."""
+        raise NotImplementedError
+
+    def commit(self, cluster: str, set_id: str, manifest: bytes) -> str:
+        """Write the manifest last and atomically, so that the set is visible as complete at once; return
+        the committed set's location."""
+        raise NotImplementedError
+
+    def mark_failed(self, cluster: str, set_id: str, reason: str, failed_at: str) -> bool:
+        """Mark a partial set failed; False when it already was. Works on a full disk (at worst by a rename)."""
+        raise NotImplementedError
+
+    def list_sets(self, cluster: str) -> list[StoredSet]:
+        """Every set of the cluster in any stored state; a cluster with none yet has an empty list."""
+        raise NotImplementedError
+
+    def delete_set(self, cluster: str, stored: StoredSet) -> None:
+        """Delete a set so that an interruption never leaves something that looks complete."""
+        raise NotImplementedError
+
+    def leftovers(self, cluster: str, older_than: datetime.datetime) -> list[str]:
+        """What interrupted writers left outside any set and older than the given time (S3 multipart uploads
+        in progress, partial part files), for prune to remove."""
+        raise NotImplementedError
+
+    def remove_leftovers(self, cluster: str, older_than: datetime.datetime) -> list[str]:
+        """Remove what leftovers() lists; return what was removed."""
+        raise NotImplementedError
+
+
+def parse_location(url: str) -> tuple[str, str]:
+    """(kind, location) of a repository URL; RepositoryError with the accepted forms otherwise."""
+    if not isinstance(url, str) or not url.strip():
+        raise RepositoryError('repository is empty: give a directory (/srv/backups), path:/mnt/backups or s3://bucket/prefix')
+    url = url.strip()
+    if url.startswith('s3://'):
+        if not S3_URL_RE.fullmatch(url):
+            raise RepositoryError("repository %s is not s3://<bucket>/<prefix> with a valid bucket name (lowercase letters, "
+                                  "digits, '.' and '-', 3 to 63 characters)" % url)
+        return 's3', url
+    for kind in ('controller', 'path'):
+        if url.startswith(kind + ':'):
+            url = url[len(kind) + 1:]
+            break
+    else:
+        kind = 'controller'
+    if not url.startswith('/'):
+        raise RepositoryError('repository %s is not an absolute directory, path:/<directory> or s3://<bucket>/<prefix>' % url)
+    return kind, url
+
+
+def open_repository(url: str, s3_options: dict | None = None) -> Repository:
+    """The repository a URL names; s3_options (endpoint_url, region, profile, credentials_file, ca_bundle)
+    configure the s3 kind."""
+    kind, location = parse_location(url)
+    if kind == 's3':
+        from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_s3 import S3Repository
+        return S3Repository(location, **(s3_options or {}))
+    from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import LocalRepository
+    return LocalRepository(location, kind)
