@@ -1,9 +1,12 @@
 # Copyright: bigchaindb.rethinkdb contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Archive streams: checksums of backup parts, and tar + zstd archives of data directories.
+"""Snapshot archives: one data directory as a pax tar, compressed with zstd (content checksum on), optionally
+encrypted with age, written and read as forward-only streams.
 
-An archive holds one directory tree as a pax tar compressed with zstd. Its members are named relative to
-the archived directory, whose own entry is '.', so its mode and owner come back on extraction.
+Members are named relative to the archived directory, whose own entry is '.', so its mode comes back on
+extraction. Writing records each regular file's size and sha256 (the file index, kept in the manifest);
+unpacking checks the zstd checksum, every file against the index, and the sha256 of the stored bytes, all
+in the one pass that unpacks, so that damage is found even where a manifest's sha256 was rewritten to match.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import os
-import queue
 import stat
 import tarfile
-import threading
 import time
 import traceback
+
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import encryption
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.files import CHUNK_BYTES, fsync_dir, fsync_file
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.streams import HashingReader, ReadAhead, StreamError
 
 try:
     import zstandard
@@ -25,71 +30,26 @@ except ImportError:
 else:
     ZSTANDARD_IMPORT_ERROR = None
 
-CHUNK_BYTES = 1024 * 1024
 # Whole blocks of zeros are skipped, not written, when unpacking, so that sparse files (RethinkDB
 # preallocates its data files) take no more room restored than they did when they were archived.
 SPARSE_BLOCK = 64 * 1024
 _ZERO_BLOCK = bytes(SPARSE_BLOCK)
 DEFAULT_LEVEL = 3
 ROOT_NAME = '.'
+# A data directory needs none of these; an archive whose members carry them is suspect.
+SPECIAL_BITS = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX
 
 
 class ArchiveError(Exception):
     """An archive cannot be written, read, or unpacked safely; the message says why."""
 
 
-def sha256_file(path: str) -> tuple[str, int]:
-    """Return (hex sha256, size in bytes) of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, 'rb') as stream:
-        for chunk in iter(lambda: stream.read(CHUNK_BYTES), b''):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
-def verify_file(path: str, sha256: str | None = None, size: int | None = None) -> None:
-    """Raise ArchiveError unless the file has the expected size and sha256 (each when given)."""
-    if size is not None and os.stat(path).st_size != size:
-        raise ArchiveError('%s has %d bytes, expected %d' % (path, os.stat(path).st_size, size))
-    if sha256 is not None:
-        actual, dummy = sha256_file(path)
-        if actual != sha256.lower():
-            raise ArchiveError('%s has sha256 %s, expected %s' % (path, actual, sha256.lower()))
-
-
-def fsync_dir(path: str) -> None:
-    """Make a rename or a new entry in a directory durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class _HashingSink:
-    """The file the compressor writes to: counts and hashes the compressed bytes on their way to disk."""
-
-    def __init__(self, stream):
-        self._stream = stream
-        self.digest = hashlib.sha256()
-        self.bytes = 0
-
-    def write(self, chunk) -> int:
-        self.digest.update(chunk)
-        self._stream.write(chunk)
-        self.bytes += len(chunk)
-        return len(chunk)
-
-    def flush(self) -> None:
-        self._stream.flush()
-
-
 def _require_zstandard() -> None:
     if ZSTANDARD_IMPORT_ERROR is not None:
         raise ArchiveError('the Python library zstandard is required for tar.zst archives')
 
+
+# --- writing -----------------------------------------------------------------------------------------------
 
 def _walk(directory: str, name: str):
     """Yield (path, member name, lstat) of a tree, the directory itself first, entries sorted by name."""
@@ -130,171 +90,64 @@ def _tarinfo(path: str, name: str, status: os.stat_result, first_names: dict) ->
     return info
 
 
-def _add_tree(archive: tarfile.TarFile, source_dir: str) -> tuple[int, int, list]:
-    """Add a directory tree to an open archive; return (entries added, bytes of regular files, sockets skipped)."""
-    files = raw_bytes = 0
-    skipped = []
+def _add_tree(archive: tarfile.TarFile, source_dir: str) -> dict:
+    """Add a directory tree to an open archive; return entries added, the file index, raw bytes and the
+    sockets left out."""
+    entries = raw_bytes = 0
+    index = []
+    sockets = []
     first_names: dict = {}
     for path, name, status in _walk(source_dir, ROOT_NAME):
         info = _tarinfo(path, name, status, first_names)
         if info is None:
-            skipped.append(name)
+            sockets.append(name)
             continue
         if info.isreg():
             with open(path, 'rb') as member:
-                archive.addfile(info, member)
+                reader = HashingReader(member)
+                archive.addfile(info, reader)
+            if reader.bytes != info.size:
+                raise ArchiveError('%s changed size while it was archived (%d bytes, then %d): archive a snapshot, not '
+                                   'a directory in use' % (path, info.size, reader.bytes))
+            index.append(dict(path=name, bytes=info.size, sha256=reader.hexdigest()))
             raw_bytes += info.size
         else:
             archive.addfile(info)
-        files += 1
-    return files, raw_bytes, skipped
+        entries += 1
+    return dict(entries=entries, files=index, raw_bytes=raw_bytes, sockets_left_out=sockets)
 
 
-def create(source_dir: str, dest: str, level: int = DEFAULT_LEVEL, threads: int = 0) -> dict:
-    """Archive a directory tree into dest (tar + zstd), hashing the compressed bytes as they are written.
+def write_archive(source_dir: str, sink, level: int = DEFAULT_LEVEL, threads: int = 0, recipients: list | None = None) -> dict:
+    """Archive a directory tree into sink (anything with write(): a repository's part writer, say) as tar,
+    zstd with its content checksum, and, with recipients, age encryption to them.
 
-    Writes `<dest>.partial`, fsyncs it and renames it to dest, so dest is never a partial file.
-    threads is the number of zstd worker threads (0: one per CPU). Returns bytes, sha256, files (entries
-    archived), raw_bytes (sum of regular file sizes), skipped (sockets left out) and seconds.
+    threads: zstd worker threads (0: one per CPU). Returns entries, files (the index: path, bytes, sha256 of
+    each regular file), raw_bytes, sockets_left_out and seconds.
     """
     _require_zstandard()
     started = time.monotonic()
     if not os.path.isdir(source_dir):
         raise ArchiveError('%s is not a directory' % source_dir)
-    partial = dest + '.partial'
+    encryptor = encryption.encrypting(sink, recipients) if recipients else None
     # Even one worker thread helps: it compresses while this thread reads the files.
-    compressor = zstandard.ZstdCompressor(level=level, threads=threads if threads > 0 else (os.cpu_count() or 1))
+    compressor = zstandard.ZstdCompressor(level=level, threads=threads if threads > 0 else (os.cpu_count() or 1), write_checksum=True)
     try:
-        with open(partial, 'wb') as stream:
-            os.fchmod(stream.fileno(), 0o600)
-            sink = _HashingSink(stream)
-            with compressor.stream_writer(sink, write_size=CHUNK_BYTES, closefd=False) as writer:
-                with tarfile.TarFile(fileobj=writer, mode='w', format=tarfile.PAX_FORMAT, copybufsize=CHUNK_BYTES) as archive:
-                    files, raw_bytes, skipped = _add_tree(archive, source_dir)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.rename(partial, dest)
-        fsync_dir(os.path.dirname(os.path.abspath(dest)))
+        with compressor.stream_writer(encryptor or sink, write_size=CHUNK_BYTES, closefd=False) as writer:
+            with tarfile.TarFile(fileobj=writer, mode='w', format=tarfile.PAX_FORMAT, copybufsize=CHUNK_BYTES) as archive:
+                facts = _add_tree(archive, source_dir)
+        if encryptor is not None:
+            encryptor.close()
     except BaseException as exc:
-        if os.path.lexists(partial):
-            os.unlink(partial)
-        if isinstance(exc, OSError):
-            raise ArchiveError('cannot archive %s into %s: %s' % (source_dir, dest, exc))
+        if encryptor is not None:
+            encryptor.abort()
+        if isinstance(exc, (OSError, StreamError)):
+            raise ArchiveError('cannot archive %s: %s' % (source_dir, exc)) from None
         raise
-    return dict(bytes=sink.bytes, sha256=sink.digest.hexdigest(), files=files, raw_bytes=raw_bytes,
-                skipped=skipped, seconds=round(time.monotonic() - started, 3))
+    facts['seconds'] = round(time.monotonic() - started, 3)
+    return facts
 
 
-class _ReadAhead:
-    """A forward-only file over the decompressed stream, filled by a background thread.
-
-    zstd and the disk writes both release the GIL, so unpacking overlaps decompression with writing the
-    files, as the two processes of `zstd -d | tar -x` do.
-    """
-
-    def __init__(self, reader, depth: int = 8):
-        self._chunks: queue.Queue = queue.Queue(depth)
-        self._stop = threading.Event()
-        self._current = memoryview(b'')
-        self._position = 0
-        self._ended = False
-        self._thread = threading.Thread(target=self._produce, args=(reader,), daemon=True)
-        self._thread.start()
-
-    def _produce(self, reader) -> None:
-        try:
-            chunk = b'-'
-            while chunk and not self._stop.is_set():
-                chunk = reader.read(CHUNK_BYTES)
-                self._put(chunk)
-        except Exception as exc:  # handed over: the reading thread raises it
-            self._put(exc)
-
-    def _put(self, item) -> None:
-        while not self._stop.is_set():
-            try:
-                self._chunks.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def read_some(self, limit: int) -> memoryview:
-        """Up to limit bytes without copying; empty at the end of the stream."""
-        if not self._current and not self._ended:
-            item = self._chunks.get()
-            if isinstance(item, Exception):
-                raise item
-            self._ended = not item
-            self._current = memoryview(item)
-        piece = self._current[:limit]
-        self._current = self._current[len(piece):]
-        self._position += len(piece)
-        return piece
-
-    def read(self, size: int = -1) -> bytes:
-        """Exactly size bytes (fewer only at the end), as tarfile expects of a file."""
-        pieces = []
-        wanted = size
-        while wanted != 0:
-            piece = self.read_some(wanted if wanted > 0 else CHUNK_BYTES)
-            if not piece:
-                break
-            pieces.append(piece)
-            wanted -= len(piece) if wanted > 0 else 0
-        return b''.join(pieces)
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, position: int, whence: int = os.SEEK_SET) -> int:
-        """Only forward, by reading: what tarfile needs to step over data it did not read."""
-        if whence != os.SEEK_SET or position < self._position:
-            raise ArchiveError('the archive stream can only be read forward')
-        while self._position < position and self.read_some(position - self._position):
-            continue
-        return self._position
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-class _Members:
-    """Reads an archive's members in order, in one pass, with their data straight from the stream."""
-
-    def __init__(self, source):
-        """source: the archive as an open binary file, or anything else with its read()."""
-        _require_zstandard()
-        self.stream = _ReadAhead(zstandard.ZstdDecompressor().stream_reader(source, read_size=CHUNK_BYTES))
-        try:
-            self.tar = tarfile.TarFile(fileobj=self.stream, mode='r')
-        except BaseException:
-            self.close()
-            raise
-
-    def __iter__(self):
-        return iter(self.tar)
-
-    def data(self, member: tarfile.TarInfo):
-        """Yield a regular member's data in chunks; call right after the member is read."""
-        self.stream.seek(member.offset_data)
-        remaining = member.size
-        while remaining:
-            piece = self.stream.read_some(min(remaining, CHUNK_BYTES))
-            if not piece:
-                raise ArchiveError('the archive ends inside member %r' % member.name)
-            remaining -= len(piece)
-            yield piece
-
-    def close(self) -> None:
-        self.stream.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
-
+# --- unpacking ---------------------------------------------------------------------------------------------
 
 def _write_sparse(out, chunk: bytes) -> None:
     """Write a chunk of a file, seeking over whole blocks of zeros (the final truncate sets the size)."""
@@ -304,53 +157,6 @@ def _write_sparse(out, chunk: bytes) -> None:
             out.seek(len(block), os.SEEK_CUR)
         else:
             out.write(block)
-
-
-def _unreadable(path: str, exc: Exception) -> ArchiveError:
-    return ArchiveError('%s is not a readable tar.zst archive: %s' % (path, exc))
-
-
-class HashingReader:
-    """A file as a decompressor reads it: every byte read is hashed and counted on its way."""
-
-    def __init__(self, stream):
-        self._stream = stream
-        self.digest = hashlib.sha256()
-        self.bytes = 0
-
-    def read(self, size: int = -1) -> bytes:
-        chunk = self._stream.read(size)
-        self.digest.update(chunk)
-        self.bytes += len(chunk)
-        return chunk
-
-    def drain(self) -> None:
-        """Read to the end (past what the decompressor left, such as the zero blocks that end a tar), so that
-        the checksum covers the whole file."""
-        while self.read(CHUNK_BYTES):
-            continue
-
-
-def survey(path: str, sha256: str | None = None) -> tuple[int, str]:
-    """Read an archive once; return the bytes its regular files take unpacked, and its sha256.
-
-    A sha256 that differs from the one given is reported before any fault of the stream, since it says more.
-    """
-    with open(path, 'rb') as archive_file:
-        source = HashingReader(archive_file)
-        fault = None
-        try:
-            with _Members(source) as members:
-                raw_bytes = sum(member.size for member in members if member.isreg())
-        except (tarfile.TarError, zstandard.ZstdError) as exc:
-            fault = exc
-        source.drain()
-    actual = source.digest.hexdigest()
-    if sha256 is not None and actual != sha256.lower():
-        raise ArchiveError('%s has sha256 %s, expected %s' % (path, actual, sha256.lower()))
-    if fault is not None:
-        raise _unreadable(path, fault)
-    return raw_bytes, actual
 
 
 def _member_path(name: str) -> str:
@@ -367,15 +173,6 @@ def _inside(relative: str) -> bool:
     """Whether a path relative to the target directory stays inside it, judged on its text."""
     normal = os.path.normpath(relative)
     return not (os.path.isabs(relative) or normal == '..' or normal.startswith('../'))
-
-
-def fsync_file(path: str) -> None:
-    """Flush a file's data to disk (a file another process wrote and closed without syncing, say)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _BackgroundSync:
@@ -398,23 +195,52 @@ class _BackgroundSync:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-class _Unpacker:
-    """Unpacks members into a new directory one by one, refusing anything that could write outside it."""
+class _Members:
+    """An archive's members in order, in one pass, with their data straight from the decompressed stream."""
 
-    def __init__(self, target: str, owners: bool, owner: tuple, durable: bool):
+    def __init__(self, decompressed):
+        self.stream = ReadAhead(decompressed)
+        try:
+            self.tar = tarfile.TarFile(fileobj=self.stream, mode='r')
+        except BaseException:
+            self.stream.close()
+            raise
+
+    def __iter__(self):
+        return iter(self.tar)
+
+    def data(self, member: tarfile.TarInfo):
+        """Yield a regular member's data in chunks; call right after the member is read."""
+        self.stream.seek(member.offset_data)
+        remaining = member.size
+        while remaining:
+            piece = self.stream.read_some(min(remaining, CHUNK_BYTES))
+            if not piece:
+                raise ArchiveError('the archive ends inside member %r' % member.name)
+            remaining -= len(piece)
+            yield piece
+
+    def drain(self) -> None:
+        """Read the decompressed stream to its end, which checks the zstd content checksum."""
+        while self.stream.read_some(CHUNK_BYTES):
+            continue
+
+
+class _Unpacker:
+    """Unpacks members into a new directory one by one, refusing anything that could write outside it,
+    owning everything by one user and group, and checking every file against the archive's index."""
+
+    def __init__(self, target: str, owner: tuple, index: list | None, durable: bool):
         self.target = target
-        self.owners = owners
         self.owner = owner
+        self.expected = None if index is None else dict((entry['path'], entry) for entry in index)
         self.syncs = _BackgroundSync() if durable else None
         self.regular: set = set()
         self.symlinks: set = set()
         self.directories: list = []
-        self.files = 0
+        self.special_bits: list = []
+        self.entries = 0
         self.raw_bytes = 0
-
-    def _ids(self, member: tarfile.TarInfo) -> tuple[int, int]:
-        uid, gid = self.owner
-        return (member.uid if uid is None else uid), (member.gid if gid is None else gid)
 
     def _check(self, member: tarfile.TarInfo, relative: str) -> None:
         """Refuse special files, and links or paths that lead outside the target."""
@@ -430,12 +256,8 @@ class _Unpacker:
             raise ArchiveError('symbolic link %r points outside the target (%s)' % (member.name, member.linkname))
         if member.islnk() and _member_path(member.linkname) not in self.regular:
             raise ArchiveError('hard link %r points to %r, not a file unpacked before it' % (member.name, member.linkname))
-        data_filter = getattr(tarfile, 'data_filter', None)
-        if data_filter is not None and relative:
-            try:
-                data_filter(member, self.target)
-            except tarfile.FilterError as exc:
-                raise ArchiveError('member %r refused: %s' % (member.name, exc))
+        if member.mode & SPECIAL_BITS:
+            self.special_bits.append(member.name)
 
     def unpack(self, members: _Members, member: tarfile.TarInfo) -> None:
         relative = _member_path(member.name)
@@ -453,35 +275,56 @@ class _Unpacker:
             self.regular.add(relative)
         elif member.issym():
             os.symlink(member.linkname, path)
-            if self.owners:
-                os.lchown(path, *self._ids(member))
+            if self.owner != (None, None):
+                os.lchown(path, *self._ids())
             os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)
             self.symlinks.add(relative)
         else:
             os.link(os.path.join(self.target, _member_path(member.linkname)), path, follow_symlinks=False)
-        self.files += 1
+        self.entries += 1
+
+    def _ids(self) -> tuple[int, int]:
+        uid, gid = self.owner
+        return (-1 if uid is None else uid), (-1 if gid is None else gid)
 
     def _write_file(self, members: _Members, member: tarfile.TarInfo, path: str) -> None:
+        digest = hashlib.sha256()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         with open(fd, 'wb') as out:
             for chunk in members.data(member):
-                _write_sparse(out, bytes(chunk))
+                digest.update(chunk)
+                _write_sparse(out, chunk)
             out.truncate()
             out.flush()
             self._apply(fd, member)
+        self._check_indexed(member, digest.hexdigest())
         if self.syncs:
             self.syncs.add(path)
         self.raw_bytes += member.size
 
+    def _check_indexed(self, member: tarfile.TarInfo, sha256: str) -> None:
+        """Compare a file just unpacked with the archive's index, when there is one."""
+        if self.expected is None:
+            return
+        expected = self.expected.pop(member.name, None)
+        if expected is None:
+            raise ArchiveError('member %r is not in the archive\'s file index: the archive is not the one recorded' % member.name)
+        if expected['bytes'] != member.size or expected['sha256'] != sha256:
+            raise ArchiveError('member %r unpacked as %d bytes with sha256 %s, but was archived as %d bytes with sha256 %s'
+                               % (member.name, member.size, sha256, expected['bytes'], expected['sha256']))
+
     def _apply(self, fd: int, member: tarfile.TarInfo) -> None:
-        """Owner first (chown clears set-id bits), then mode, then times."""
-        if self.owners:
-            os.fchown(fd, *self._ids(member))
-        os.fchmod(fd, member.mode & 0o7777)
+        """Owner first (chown clears set-id bits), then mode without set-id and sticky bits, then times."""
+        if self.owner != (None, None):
+            os.fchown(fd, *self._ids())
+        os.fchmod(fd, member.mode & 0o777)
         os.utime(fd, (member.mtime, member.mtime))
 
     def finish(self) -> None:
-        """Check symbolic link chains on disk, then set directory attributes deepest first."""
+        """Check that every indexed file came, and symbolic link chains on disk; then set directory
+        attributes deepest first."""
+        if self.expected:
+            raise ArchiveError('the archive lacks %d file(s) of its index, such as %r' % (len(self.expected), sorted(self.expected)[0]))
         root = os.path.realpath(self.target)
         for relative in self.symlinks:
             resolved = os.path.realpath(os.path.join(self.target, relative))
@@ -499,25 +342,39 @@ class _Unpacker:
             self.syncs.wait()
 
 
-def extract(archive_path: str, target: str, sha256: str | None = None, size: int | None = None,
-            owner: tuple = (None, None), durable: bool = True) -> dict:
-    """Unpack an archive into target, a new directory, after checking its size and sha256 (when given).
+def extract(source, target: str, sha256: str | None = None, index: list | None = None, owner: tuple = (None, None),
+            identities: list | None = None, durable: bool = True) -> dict:
+    """Unpack an archive read from source (a forward-only binary stream) into target, a new directory, in one
+    pass that also checks the sha256 of every byte read (when given), the zstd content checksum, and every
+    regular file against index (when given).
 
-    Refuses absolute names, '..', special files, and links that lead outside target; restores modes, mtimes
-    and (as root) numeric owners, or owner=(uid, gid) where given. With durable, every file and directory is
-    fsynced. On any failure target is removed. Returns files, raw_bytes and seconds.
+    Refuses absolute names, '..', special files, and links that lead outside target; restores modes (without
+    set-id and sticky bits, which RV special_bits names) and mtimes; owner=(uid, gid) owns everything (None
+    keeps the unpacking user). identities decrypt an age-encrypted archive. With durable, every file and
+    directory is fsynced. On any failure target is removed. Returns entries, raw_bytes, sha256 (of the bytes
+    read), special_bits and seconds.
     """
     _require_zstandard()
     started = time.monotonic()
-    verify_file(archive_path, sha256, size)
     if os.path.lexists(target):
         raise ArchiveError('%s exists; archives are unpacked into a new directory only' % target)
     os.mkdir(target, 0o700)
-    unpacker = _Unpacker(target, os.geteuid() == 0 or owner != (None, None), owner, durable)
+    stored = HashingReader(source)
+    decrypted = encryption.decrypting(stored, identities) if identities else None
+    unpacker = _Unpacker(target, owner, index, durable)
+    members = None
     try:
-        with open(archive_path, 'rb') as archive_file, _Members(archive_file) as members:
-            for member in members:
-                unpacker.unpack(members, member)
+        members = _Members(zstandard.ZstdDecompressor().stream_reader(decrypted or stored, read_size=CHUNK_BYTES,
+                                                                       read_across_frames=True))
+        for member in members:
+            unpacker.unpack(members, member)
+        members.drain()
+        if decrypted is not None:
+            decrypted.read()
+        stored.drain()
+        if sha256 is not None and stored.hexdigest() != sha256.lower():
+            raise ArchiveError('the archive has sha256 %s, expected %s: it is not the archive recorded, or it was damaged'
+                               % (stored.hexdigest(), sha256.lower()))
         unpacker.finish()
         if durable:
             fsync_dir(os.path.dirname(os.path.abspath(target)))
@@ -525,12 +382,18 @@ def extract(archive_path: str, target: str, sha256: str | None = None, size: int
         if unpacker.syncs:
             unpacker.syncs.cancel()
         _remove_tree(target)
-        if isinstance(exc, (tarfile.TarError, zstandard.ZstdError)):
-            raise _unreadable(archive_path, exc)
+        if isinstance(exc, (tarfile.TarError, zstandard.ZstdError, StreamError, EOFError)):
+            raise ArchiveError('the archive is not a readable tar.zst%s archive: %s' % (' (age)' if identities else '', exc)) from None
         if isinstance(exc, OSError):
-            raise ArchiveError('cannot unpack %s into %s: %s' % (archive_path, target, exc))
+            raise ArchiveError('cannot unpack into %s: %s' % (target, exc)) from None
         raise
-    return dict(files=unpacker.files, raw_bytes=unpacker.raw_bytes, seconds=round(time.monotonic() - started, 3))
+    finally:
+        if members is not None:
+            members.stream.close()
+        if decrypted is not None:
+            decrypted.close()
+    return dict(entries=unpacker.entries, raw_bytes=unpacker.raw_bytes, sha256=stored.hexdigest(),
+                special_bits=unpacker.special_bits, seconds=round(time.monotonic() - started, 3))
 
 
 def _remove_tree(path: str) -> None:

@@ -22,6 +22,10 @@ class StreamError(Exception):
     """A stage of a stream failed; the message says which and why."""
 
 
+class _PipeClosed(StreamError):
+    """The other side of a pipe stopped: the side still working ends quietly, the other side says why."""
+
+
 class HashingReader:
     """A file as its reader reads it: every byte read is hashed and counted on its way."""
 
@@ -85,7 +89,7 @@ class _Pipe:
                 return
             except queue.Full:
                 continue
-        raise StreamError('the reading side of the stream stopped')
+        raise _PipeClosed('the reading side of the stream stopped')
 
     def write(self, chunk) -> int:
         if chunk:
@@ -136,7 +140,7 @@ class ThreadedWriter:
     def write(self, chunk) -> int:
         try:
             return self._pipe.write(chunk)
-        except StreamError:
+        except _PipeClosed:
             self._thread.join()
             raise self._stage_failure() from None
 
@@ -147,7 +151,7 @@ class ThreadedWriter:
         stopped_early = False
         try:
             self._pipe.put(_END)
-        except StreamError:
+        except _PipeClosed:
             stopped_early = True
         self._thread.join()
         if self._failure is not None or stopped_early:
@@ -177,12 +181,12 @@ class ThreadedReader:
         try:
             function(source, self._pipe)
             self._pipe.put(_END)
-        except StreamError:
+        except _PipeClosed:
             return
         except BaseException as exc:  # handed over: read() raises it in the reading thread
             try:
                 self._pipe.put(StreamError('%s failed: %s' % (self._name, exc)))
-            except StreamError:
+            except _PipeClosed:
                 return
 
     def read(self, size: int = -1) -> bytes:
@@ -213,12 +217,12 @@ class ReadAhead:
                 self._pipe.put(chunk)
                 if not chunk:
                     return
-        except StreamError:
+        except _PipeClosed:
             return
         except Exception as exc:  # handed over: the reading thread raises it
             try:
                 self._pipe.put(exc)
-            except StreamError:
+            except _PipeClosed:
                 return
 
     def read_some(self, limit: int) -> bytes:
