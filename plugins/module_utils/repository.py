@@ -148,6 +148,10 @@ class Repository:
         """Delete a set so that an interruption never leaves something that looks complete."""
         raise NotImplementedError
 
+    def write_report(self, cluster: str, name: str, data: bytes) -> str:
+        """Keep a run's report (JSON) with the cluster's sets, as `<cluster>/reports/<name>`; return where."""
+        raise NotImplementedError
+
     def leftovers(self, cluster: str, older_than: datetime.datetime) -> list[str]:
         """What interrupted writers left outside any set and older than the given time (S3 multipart uploads
         in progress, partial part files), for prune to remove."""
@@ -177,6 +181,47 @@ def parse_location(url: str) -> tuple[str, str]:
     if not url.startswith('/'):
         raise RepositoryError('repository %s is not an absolute directory, path:/<directory> or s3://<bucket>/<prefix>' % url)
     return kind, url
+
+
+def repository_argument_spec() -> dict:
+    """The options that name a repository, for every module that reads or writes one."""
+    return dict(
+        repository=dict(type='str'),
+        cluster=dict(type='str'),
+        s3_endpoint_url=dict(type='str'),
+        s3_region=dict(type='str'),
+        s3_profile=dict(type='str'),
+        s3_credentials_file=dict(type='path'),
+        s3_ca_bundle=dict(type='path'),
+    )
+
+
+def repository_from_params(params: dict) -> Repository:
+    """The repository that a module's options name."""
+    return open_repository(params['repository'], dict(
+        endpoint_url=params['s3_endpoint_url'], region=params['s3_region'], profile=params['s3_profile'],
+        credentials_file=params['s3_credentials_file'], ca_bundle=params['s3_ca_bundle']))
+
+
+def part_destination(params: dict, path: str, size_hint: int | None = None) -> PartWriter:
+    """Where a module writes a part: params['dest'], a file on this host (given to the owner of its directory,
+    so that a login user can fetch what a module run with become wrote), or else the set params['set_id'] of
+    the repository the params name."""
+    from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import FileWriter
+    if params.get('dest'):
+        return FileWriter(params['dest'], hand_to_owner=True)
+    return repository_from_params(params).part_writer(params['cluster'], params['set_id'], path, size_hint)
+
+
+def part_source(params: dict, path: str):
+    """Where a module reads a part from: params['archive'], a file on this host, or else the committed set
+    params['set_id'] of the repository the params name. A forward-only binary stream."""
+    if params.get('archive'):
+        try:
+            return open(params['archive'], 'rb')
+        except OSError as exc:
+            raise RepositoryError('cannot read %s: %s' % (params['archive'], exc.strerror)) from None
+    return repository_from_params(params).open_part(params['cluster'], params['set_id'], path)
 
 
 def open_repository(url: str, s3_options: dict | None = None) -> Repository:

@@ -26,6 +26,7 @@ PARTIAL_SUFFIX = '.partial'
 FAILED_SUFFIX = '.failed'
 DELETING_SUFFIX = '.deleting'
 WRITING_SUFFIX = '.writing'
+REPORTS_DIR = 'reports'
 # Backups hold the whole database: what the collection creates is for its owner only.
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -249,6 +250,19 @@ class LocalRepository(Repository):
             os.rename(path, deleting)
             fsync_dir(os.path.dirname(path))
         shutil.rmtree(deleting)
+
+    def write_report(self, cluster, name, data):
+        reports = os.path.join(self._cluster_dir(cluster), REPORTS_DIR)
+        os.makedirs(reports, DIR_MODE, exist_ok=True)
+        path = os.path.join(reports, name)
+        with open(path + WRITING_SUFFIX, 'wb') as stream:
+            os.fchmod(stream.fileno(), FILE_MODE)
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.rename(path + WRITING_SUFFIX, path)
+        fsync_dir(reports)
+        return path
 
     def leftovers(self, cluster, older_than):
         return []

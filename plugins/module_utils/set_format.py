@@ -411,3 +411,42 @@ def parse_manifest(data: bytes, set_id: str, cluster: str) -> dict:
     if problems:
         raise FormatError('; '.join(problems))
     return manifest
+
+
+# --- what a backup found, as the manifest records it ------------------------------------------------------
+
+def manifest_tables(cluster_info: dict, names: list, counts: dict) -> list:
+    """The manifest's tables: each named table's layout from an info result, with its document count
+    (counts maps a name to a count, or to a dict with documents, as the dump module reports tables)."""
+    rows = []
+    for name in names:
+        table = cluster_info.get('tables', {}).get(name)
+        if table is None:
+            raise FormatError('table %s is not among the tables the cluster reported' % name)
+        count = counts.get(name)
+        count = count.get('documents') if isinstance(count, dict) else count
+        if not _is_count(count):
+            raise FormatError('table %s has no document count (found %s)' % (name, shown(count)))
+        rows.append(dict(db=table['db'], name=table['name'], documents=count, primary_key=table['primary_key'],
+                         indexes=table['indexes'], shards=table['shards'], replicas=table['replicas'],
+                         primary_replicas=table['primary_replicas']))
+    return rows
+
+
+def snapshot_record(backend: str, barrier_at: float, nodes: list) -> dict:
+    """The manifest's snapshot record from each node's capture ({server, host, taken_at epoch, freeze_ms})."""
+    instants = [float(node['taken_at']) for node in nodes]
+    return dict(
+        backend=backend,
+        barrier_at=iso_from_epoch(barrier_at),
+        skew_ms=round((max(instants) - min(instants)) * 1000, 3) if instants else 0.0,
+        nodes=[dict(server=node['server'], host=node['host'], taken_at=iso_from_epoch(node['taken_at']),
+                    freeze_ms=float(node['freeze_ms'])) for node in sorted(nodes, key=lambda node: node['server'])],
+    )
+
+
+def topology_record(cluster_info: dict, documents_after: dict | None = None) -> dict:
+    """The topology a restore reads, from an info result: servers, tables, issues, versions."""
+    return dict(version=cluster_info.get('version'), version_string=cluster_info.get('version_string'),
+                servers=cluster_info.get('servers'), tables=cluster_info.get('tables'), issues=cluster_info.get('issues'),
+                documents_after=documents_after)
