@@ -8,15 +8,12 @@ the node lock, so that later module runs (archive, release) act on exactly what 
 
 from __future__ import annotations
 
-import datetime
 import hashlib
-import json
 import os
 import shutil
 import stat
 import time
 
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.backup_set import format_time
 
 SBIN_DIRS = ('/usr/local/sbin', '/usr/sbin', '/sbin')
 # Messages in English whatever the node's locale, since a few are matched (fsfreeze's "Invalid argument").
@@ -139,12 +136,6 @@ def same_filesystem(first: str, second: str) -> bool:
     return mount_of(first).device == mount_of(second).device
 
 
-def free_bytes(path: str) -> int:
-    """Bytes an unprivileged writer may still use on the filesystem holding path."""
-    status = os.statvfs(path)
-    return status.f_bavail * status.f_frsize
-
-
 def tree_bytes(path: str) -> int:
     """Sum of the sizes of the regular files under path, each hard-linked file once."""
     inodes = set()
@@ -167,22 +158,6 @@ def snapshot_name(data_dir: str, set_id: str) -> str:
 def copy_path(directory: str, data_dir: str, set_id: str) -> str:
     """Where a backend puts its snapshot or copy of data_dir: `<directory>/<data dir name>.snapshot-<set_id>`."""
     return os.path.join(directory, '%s.snapshot-%s' % (os.path.basename(data_dir), set_id))
-
-
-def read_json(path: str) -> dict | None:
-    """A JSON record the collection wrote, or None if there is none."""
-    try:
-        with open(path, encoding='utf-8') as stream:
-            return json.load(stream)
-    except FileNotFoundError:
-        return None
-    except ValueError:
-        raise SnapshotError('%s is not valid JSON; it was not written by this collection, or was damaged.' % path)
-
-
-def iso_utc(epoch: float) -> str:
-    """An epoch instant in the manifest's time format."""
-    return format_time(datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc))
 
 
 def wait_until(instant: float) -> float:

@@ -8,15 +8,14 @@ module does not within freeze_timeout, or dies.
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import (
-    Backend, Commands, SnapshotError, copy_path, copy_tree, mount_of, remove_copy)
+    Backend, SnapshotError, copy_path, copy_tree, mount_of, remove_copy)
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.watchdog import Watchdog
 
 # Filesystems that the kernel cannot freeze, or that a freeze would not make consistent.
 UNFREEZABLE = frozenset(('tmpfs', 'ramfs', 'devtmpfs', 'proc', 'sysfs', 'overlay', 'nfs', 'nfs4', 'cifs', 'fuse', 'fuseblk'))
-CANCEL = b'cancel'
 # What fsfreeze -u prints when the filesystem is not frozen (the kernel's EINVAL).
 NOT_FROZEN = 'Invalid argument'
 
@@ -27,65 +26,6 @@ def freeze_argv(mountpoint: str) -> list:
 
 def thaw_argv(mountpoint: str) -> list:
     return ['fsfreeze', '--unfreeze', mountpoint]
-
-
-# The watchdog's program, run by a fresh interpreter (-I -S -B: no site, no environment, no bytecode written,
-# so it touches no filesystem that may be frozen). It forks the watchdog into a session of its own, with no
-# inherited output and / as working directory, prints its pid once it is detached, and exits. The watchdog
-# ends quietly on a cancel from the control pipe; at end of file (the module died) or at the deadline
-# (monotonic clock) it runs the thaw command. Arguments: control fd, deadline, thaw argv.
-WATCHER = """
-import os, select, subprocess, sys, time
-control, deadline, thaw = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3:]
-ready_read, ready_write = os.pipe()
-if os.fork():
-    os.close(ready_write)
-    sys.stdout.write(os.read(ready_read, 16).decode())
-    sys.exit(0)
-os.setsid()
-os.chdir('/')
-null = os.open(os.devnull, os.O_RDWR)
-for standard in (0, 1, 2):
-    os.dup2(null, standard)
-os.write(ready_write, str(os.getpid()).encode())
-os.close(ready_write)
-remaining = deadline - time.monotonic()
-if remaining > 0 and select.select([control], [], [], remaining)[0] and os.read(control, 16) == b'cancel':
-    sys.exit(0)
-sys.exit(subprocess.call(thaw, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-"""
-
-
-class Watchdog:
-    """A detached process that thaws a filesystem at a deadline, or at once if the process that started it
-    dies, unless cancelled first. Only this process holds the write end of its control pipe."""
-
-    def __init__(self, commands: Commands, thaw: list, seconds: float):
-        deadline = time.monotonic() + seconds
-        control_read, self._control = os.pipe()
-        try:
-            started = commands.run([sys.executable, '-I', '-S', '-B', '-c', WATCHER, str(control_read), repr(deadline)]
-                                   + commands.resolve(thaw), 'start the freeze watchdog', pass_fds=(control_read,))
-        except SnapshotError:
-            os.close(self._control)
-            raise
-        finally:
-            os.close(control_read)
-        if not started.strip().isdigit():
-            os.close(self._control)
-            raise SnapshotError('The freeze watchdog did not start; nothing was frozen.')
-        self.pid = int(started)
-
-    def cancel(self) -> bool:
-        """Tell the watchdog the filesystem is thawed, so it exits without acting; False if it had already
-        acted and ended (at its deadline)."""
-        try:
-            os.write(self._control, CANCEL)
-            return True
-        except BrokenPipeError:
-            return False
-        finally:
-            os.close(self._control)
 
 
 class FsfreezeSnapshot(Backend):
@@ -124,7 +64,8 @@ class FsfreezeSnapshot(Backend):
         anything is frozen, for freeze_timeout from that instant."""
         os.sync()
         until_freeze = max(0.0, at - time.time()) if at is not None else 0.0
-        self.watchdog = Watchdog(self.commands, thaw_argv(self.plan['mountpoint']), until_freeze + self.plan['freeze_timeout'])
+        self.watchdog = Watchdog(self.commands, thaw_argv(self.plan['mountpoint']), until_freeze + self.plan['freeze_timeout'],
+                                 'thaw %s' % self.plan['mountpoint'])
         progress(frozen=True, watchdog_pid=self.watchdog.pid)
 
     def take(self, progress):

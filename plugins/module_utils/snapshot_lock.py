@@ -3,7 +3,8 @@
 """The node lock: one backup at a time per data directory, and the record of what the backup took.
 
 A JSON file beside the data directory (never inside it): `<data_dir>.backup-lock`. Later module runs of the
-same set (archive, release) read it to find their snapshot.
+same set (archive, release) read it to find their snapshot. It says who holds it (the controller's run, from
+controller_run) and until when, so that a later run can tell a live holder from an interrupted one.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.archive import fsync_dir
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.backup_set import write_json_atomic
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import SnapshotError, read_json
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.files import RecordError, fsync_dir, read_json, write_json_atomic
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import iso_from_epoch
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import SnapshotError
 
 
 class LockHeld(SnapshotError):
@@ -44,7 +46,10 @@ class NodeLock:
         self._directory = os.path.dirname(self.path)
 
     def read(self) -> dict | None:
-        return read_json(self.path)
+        try:
+            return read_json(self.path)
+        except RecordError as exc:
+            raise SnapshotError(str(exc)) from None
 
     def acquire(self, state: dict) -> None:
         """Take the lock for state['set_id'], or raise LockHeld naming the set that holds it."""
@@ -77,7 +82,18 @@ class NodeLock:
         return True
 
 
+def expired(holder: dict, now: float | None = None) -> bool:
+    """Whether a lock's holder let its lease run out (a later run may break it)."""
+    expires_at = holder.get('expires_at')
+    return isinstance(expires_at, (int, float)) and (now or time.time()) > expires_at
+
+
 def held_message(path: str, holder: dict) -> str:
-    template = ('Backup set %s holds the lock %s (taken by pid %s on %s at %s). If that backup no longer runs, release it '
-                'with state=absent and set_id=%s.')
-    return template % (holder.get('set_id'), path, holder.get('pid'), holder.get('host'), holder.get('created_at'), holder.get('set_id'))
+    """Who holds a lock and how to break it, in one sentence."""
+    run = holder.get('run') or {}
+    who = 'ansible-playbook pid %s on %s' % (run.get('pid'), run.get('host')) if run else 'pid %s on %s' % (holder.get('pid'), holder.get('host'))
+    expires = holder.get('expires_at')
+    until = ', until %s' % iso_from_epoch(expires) if isinstance(expires, (int, float)) else ''
+    return ('Backup set %s holds the lock %s (taken by %s at %s%s). If that run no longer runs, a backup breaks it once it '
+            'expires, or at once with backup_break_lock=true (the role), or release it with state=absent and set_id=%s.'
+            % (holder.get('set_id'), path, who, holder.get('created_at'), until, holder.get('set_id')))
