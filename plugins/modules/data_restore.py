@@ -6,33 +6,34 @@ from __future__ import annotations
 
 DOCUMENTATION = r'''
 module: data_restore
-short_description: Put one node's RethinkDB data directory back from its snapshot archive
+short_description: Put one node's RethinkDB data directory back from its part of a snapshot set
 version_added: 0.1.0
 description:
   - Restores one node's data directory from its part of a snapshot backup set (a C(tar.zst) archive made by
     M(bigchaindb.rethinkdb.snapshot)). The C(restore) role runs it on every node, because a snapshot set is
     only safe to restore on all nodes together, with the whole cluster stopped.
-  - O(state=staged) verifies the archive's sha256 and reads its unpacked size in one pass, checks the free
-    space for it, and unpacks it into C(<data_dir>.restore-<set_id>) beside the data directory (every file
-    fsynced). It runs while the server still runs, so that a bad part is found before anything is stopped.
-  - O(state=present) stages first if needed, then moves the current data directory aside to
-    C(<data_dir>.before-restore-<set_id>) (a rename; the collection never deletes it) and renames the staged
-    directory into place. The server must be stopped; the module refuses while a process has files open in
-    the data directory.
+  - Every step is written to the node's restore journal, C(<data_dir>.restore-journal.json), before it is
+    taken, so that a restore whose controller died is finished, or rolled back, by running it again with the
+    same O(restore_id) (M(bigchaindb.rethinkdb.data_restore_info) reads the journal).
+  - O(state=staged) reads the part once, from a file on the node (O(archive)) or straight from the
+    repository, and in that one pass decrypts it (O(identity_file)), checks its sha256, the zstd checksum and
+    every file against the set's file index, and unpacks it into C(<data_dir>.restore-<restore_id>) beside
+    the data directory (every file fsynced); what does not match is removed and nothing else is touched. It
+    runs while the server still runs, so that a bad part or a wrong key is found before anything is stopped.
+  - O(state=swapped) moves the current data directory aside to C(<data_dir>.before-restore-<restore_id>)
+    (a rename; the collection never deletes it) and renames the staged directory into place. The server must
+    be stopped; the module refuses while a process has files open in the data directory.
+  - O(state=finished) records that the restore was verified (the C(restore) role gives it after the
+    document counts matched), once the data directory is the one this restore put in place.
+  - O(state=rolled_back) puts the previous data back (the restored data is moved to
+    C(<data_dir>.rolled-back-<restore_id>), kept), with the server stopped.
   - Unpacking is safe against hostile archives (no absolute names, no C(..), no devices or FIFOs, links only
-    inside) and keeps modes, times and, as root, numeric owners (see O(owner) and O(group)).
-  - A record of the restore, C(<data_dir>.restore-<set_id>.json), lets a run that was interrupted between the
-    two renames finish, and a repeated run report no change.
+    inside), keeps modes without set-id and sticky bits (RV(special_bits) names members that had them; an
+    archive of a data directory has none, so such an archive is suspect) and times, and gives every file
+    one owner, O(owner) and O(group), or by default the owner of the current data directory.
+extends_documentation_fragment:
+  - bigchaindb.rethinkdb.repository
 options:
-  archive:
-    description:
-      - The node's archive of the set, on the node. Required unless the set is already staged or restored.
-    type: path
-  sha256:
-    description:
-      - The archive's expected sha256, from the set's manifest. Checked before anything is unpacked.
-      - Optional, but the C(restore) role always gives it.
-    type: str
   data_dir:
     description:
       - The RethinkDB server's data directory on this node. Symbolic links are resolved.
@@ -40,100 +41,173 @@ options:
       - It need not exist (a node rebuilt empty); then nothing is moved aside.
     type: path
     required: true
-  set_id:
+  restore_id:
     description:
-      - The backup set being restored; it names the staged and the moved-aside directories.
+      - The restore run, the same on every node (the C(restore) role makes one per restore, and reuses the
+        id of an unfinished restore to finish it). Names the staged and moved-aside directories.
     type: str
     required: true
+  set_id:
+    description:
+      - The backup set being restored. Required for O(state=staged).
+    type: str
   state:
     description:
-      - V(staged) unpacks the archive beside the data directory and stops there.
-      - V(present) puts the unpacked data in place of the data directory.
+      - What to do, see the description.
     type: str
-    choices: [staged, present]
-    default: present
+    choices: [staged, swapped, finished, rolled_back]
+    default: staged
+  part:
+    description:
+      - For O(state=staged), this node's part as the set's manifest records it (C(path) and C(sha256) are
+        required; C(raw_bytes) is checked against the free space first; C(files), the file index, is checked
+        while unpacking; C(encryption) says which recipients it is encrypted to).
+    type: dict
+  archive:
+    description:
+      - For O(state=staged), the part as a file on this node (the C(restore) role hands it over so for a
+        repository of kind C(controller)). Without it, the part is read from O(repository).
+    type: path
+  identity_file:
+    description:
+      - For O(state=staged) of an encrypted part, a file on this node holding the age identity (private
+        key) of one of the part's recipients. Checked against the recipients before anything is read.
+    type: path
+  run:
+    description:
+      - Who runs the restore, kept in the journal (the C(restore) role gives the
+        C(bigchaindb.rethinkdb.controller_run) lookup).
+    type: dict
+    default: {}
   owner:
     description:
-      - User (name or uid) to own every unpacked file, instead of the owners recorded in the archive. Use it
-        when the node's RethinkDB user has another uid than when the backup was taken.
+      - User (name or uid) to own every unpacked file. Default the owner of the current data directory (of the
+        directory that holds it, when there is none).
     type: str
   group:
     description:
-      - Group (name or gid) to own every unpacked file, instead of the groups recorded in the archive.
+      - Group (name or gid) to own every unpacked file. Default the group of the current data directory.
     type: str
 notes:
-  - Needs root to restore the recorded owners, and room for the unpacked data on the data directory's
+  - Needs root to give the files their owner, and room for the unpacked data on the data directory's
     filesystem while the current data directory still exists (the old data is moved aside, not deleted).
+  - A journal of another restore in which nothing was swapped yet (only staged) is taken over by a new
+    restore, and what it had unpacked is removed; a journal of another restore that moved data is never
+    taken over; finish that restore or roll it back first.
 seealso:
+  - module: bigchaindb.rethinkdb.data_restore_info
   - module: bigchaindb.rethinkdb.snapshot
-  - module: bigchaindb.rethinkdb.catalog
+  - module: bigchaindb.rethinkdb.catalog_info
 attributes:
   check_mode:
     support: full
-    description: Verifies the archive's checksum and the free space (it reads the archive), then reports what
-      it would unpack and move, and changes nothing.
+    description: Checks the journal, the key and the free space, then reports what it would do, and changes nothing.
   diff_mode:
     support: none
     description: Reports what it moved and unpacked in its result instead.
   idempotent:
     support: full
-    description: Staging a staged set, or restoring a restored one, reports no change.
+    description: Each state again for the same O(restore_id) reports no change.
 author:
   - bigchaindb.rethinkdb contributors (@bigchaindb)
 '''
 
 EXAMPLES = r'''
-- name: Unpack each node's part while the cluster still runs
+- name: Unpack each node's part straight from the repository while the cluster still runs
   bigchaindb.rethinkdb.data_restore:
     state: staged
-    archive: /var/tmp/rethinkdb-restore/data.tar.zst
-    sha256: "{{ part.sha256 }}"
     data_dir: /var/lib/rethinkdb/default
-    set_id: "{{ set_id }}"
+    restore_id: "{{ restore_id }}"
+    set_id: "{{ chosen.set.set_id }}"
+    part: "{{ chosen.manifest.parts | selectattr('server', 'equalto', 'node1') | first }}"
+    repository: s3://backups/rethinkdb
+    cluster: rethinkdb
+    s3_credentials_file: /etc/rethinkdb/s3-credentials
+    identity_file: /run/rethinkdb-restore/identity.txt
+    run: "{{ lookup('bigchaindb.rethinkdb.controller_run') }}"
+
+- name: Unpack a part handed over as a file, owned by the rethinkdb user
+  bigchaindb.rethinkdb.data_restore:
+    state: staged
+    data_dir: /var/lib/rethinkdb/default
+    restore_id: "{{ restore_id }}"
+    set_id: "{{ chosen.set.set_id }}"
+    part: "{{ node_part }}"
+    archive: /var/tmp/rethinkdb-restore/data.tar.zst
+    owner: rethinkdb
+    group: rethinkdb
 
 - name: With every server stopped, put the data in place
   bigchaindb.rethinkdb.data_restore:
-    state: present
-    archive: /var/tmp/rethinkdb-restore/data.tar.zst
-    sha256: "{{ part.sha256 }}"
+    state: swapped
     data_dir: /var/lib/rethinkdb/default
-    set_id: "{{ set_id }}"
-    owner: rethinkdb
-    group: rethinkdb
-  register: restored
+    restore_id: "{{ restore_id }}"
+  register: swapped
 
-- name: Say where the previous data went
-  ansible.builtin.debug:
-    msg: "The previous data directory is now {{ restored.moved_aside_to }}"
+- name: Once the cluster is verified, close the journal
+  bigchaindb.rethinkdb.data_restore:
+    state: finished
+    data_dir: /var/lib/rethinkdb/default
+    restore_id: "{{ restore_id }}"
+
+- name: Or put the previous data back
+  bigchaindb.rethinkdb.data_restore:
+    state: rolled_back
+    data_dir: /var/lib/rethinkdb/default
+    restore_id: "{{ restore_id }}"
 '''
 
 RETURN = r'''
+journal:
+  description: The node's restore journal after this step (restore id, set, phase and its history, the
+    directories it names, what was unpacked).
+  returned: always
+  type: dict
+  sample: {"restore_id": "20261202T051500Z-a1b2", "set_id": "20261124T163000Z-snapshot-3f9a", "phase": "swapped",
+           "staged": "/var/lib/rethinkdb/default.restore-20261202T051500Z-a1b2",
+           "aside": "/var/lib/rethinkdb/default.before-restore-20261202T051500Z-a1b2"}
 staged_dir:
-  description: Where the archive is (or was) unpacked before being put in place.
+  description: Where the part is (or was) unpacked before being put in place.
   returned: always
   type: str
-  sample: /var/lib/rethinkdb/default.restore-20261124T163000Z-snapshot-3f9a
+  sample: /var/lib/rethinkdb/default.restore-20261202T051500Z-a1b2
 moved_aside_to:
-  description: Where the previous data directory was moved (V(present)); null if there was none.
-  returned: state is present
-  type: str
-  sample: /var/lib/rethinkdb/default.before-restore-20261124T163000Z-snapshot-3f9a
-files:
-  description: Entries unpacked (files, directories and links).
+  description: Where the previous data directory was moved; null if there was none (or not yet).
   returned: always
+  type: str
+  sample: /var/lib/rethinkdb/default.before-restore-20261202T051500Z-a1b2
+entries:
+  description: Entries unpacked (files, directories and links).
+  returned: state is staged
   type: int
+  sample: 12
 raw_bytes:
   description: Size of the regular files unpacked.
-  returned: always
+  returned: state is staged
   type: int
-sha256:
-  description: The archive's sha256 the data was unpacked from.
-  returned: always
+  sample: 1048576
+special_bits:
+  description: Members that carried set-uid, set-gid or sticky bits, restored without them.
+  returned: state is staged
+  type: list
+  elements: str
+  sample: []
+superseded:
+  description: An earlier restore that had only staged, whose unpacked data this one removed; else null.
+  returned: state is staged
   type: str
+  sample: 20261201T230000Z-0c0c
+rolled_back:
+  description: What O(state=rolled_back) moved.
+  returned: state is rolled_back
+  type: list
+  elements: str
+  sample: ["moved the restored data /var/lib/rethinkdb/default to /var/lib/rethinkdb/default.rolled-back-20261202T051500Z-a1b2"]
 seconds:
   description: Time this run spent.
   returned: always
   type: float
+  sample: 4.2
 '''
 
 import grp
@@ -144,44 +218,29 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import archive
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.backup_set import SHA256_RE, BackupSetError, set_id_time, write_json_atomic
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import SnapshotError, free_bytes, is_mount_point, read_json
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import archive, encryption
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.fault_points import checkpoint
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.files import fsync_dir, free_bytes
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository import (
+    RepositoryError, part_source, repository_argument_spec)
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.restore_journal import (
+    UNTOUCHED, Journal, JournalError, Paths, data_dir_inode, finish_swap, is_unfinished, undo_swap)
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import SHA256_RE, FormatError, set_id_time
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import is_mount_point
 
 # Room left beyond the unpacked size, for directories, metadata and rounding to blocks.
 HEADROOM_BYTES = 64 * 1024 * 1024
 
 
-class Restore:
-    """The paths and the record of one node's restore of one set."""
-
-    def __init__(self, data_dir: str, set_id: str):
-        self.data_dir = data_dir
-        self.set_id = set_id
-        self.staged = '%s.restore-%s' % (data_dir, set_id)
-        self.partial = self.staged + '.partial'
-        self.aside = '%s.before-restore-%s' % (data_dir, set_id)
-        self.record_path = self.staged + '.json'
-
-    def record(self) -> dict:
-        return read_json(self.record_path) or {}
-
-    def save(self, record: dict) -> None:
-        write_json_atomic(self.record_path, record)
-
-    def is_done(self, record: dict) -> bool:
-        """Whether data_dir is the directory this restore put in place (same inode as recorded)."""
-        return (record.get('phase') == 'done' and os.path.isdir(self.data_dir)
-                and os.stat(self.data_dir).st_ino == record.get('data_dir_inode'))
-
-    def is_staged(self, record: dict) -> bool:
-        return record.get('phase') in ('staged', 'moving') and os.path.isdir(self.staged)
-
-
-def owner_ids(module) -> tuple:
-    """(uid, gid) overrides from owner and group; None where unset."""
-    return (_account_id(module.params['owner'], lambda name: pwd.getpwnam(name).pw_uid, 'User'),
-            _account_id(module.params['group'], lambda name: grp.getgrnam(name).gr_gid, 'Group'))
+def owner_ids(params: dict, data_dir: str) -> tuple:
+    """(uid, gid) to own every unpacked file: the options, else the current data directory's (or its
+    parent's) owner; (None, None) when not root, since only root can give files away."""
+    if os.geteuid() != 0:
+        return None, None
+    current = os.stat(data_dir if os.path.isdir(data_dir) else os.path.dirname(data_dir))
+    uid = _account_id(params['owner'], lambda name: pwd.getpwnam(name).pw_uid, 'User')
+    gid = _account_id(params['group'], lambda name: grp.getgrnam(name).gr_gid, 'Group')
+    return (current.st_uid if uid is None else uid), (current.st_gid if gid is None else gid)
 
 
 def _account_id(value, lookup, kind: str):
@@ -193,7 +252,7 @@ def _account_id(value, lookup, kind: str):
     except KeyError:
         if value.isdigit():
             return int(value)
-        raise SnapshotError('%s %r does not exist on this node.' % (kind, value))
+        raise JournalError('%s %r does not exist on this node.' % (kind, value)) from None
 
 
 def processes_using(directory: str) -> list[str]:
@@ -227,138 +286,200 @@ def _command(pid: str) -> str:
         return '?'
 
 
-def stage(module, restore: Restore, record: dict) -> tuple[dict, bool]:
-    """Verify and unpack the archive beside the data directory; return the record and whether it changed."""
-    params = module.params
-    if restore.is_staged(record) or restore.is_done(record):
-        if params['sha256'] and record['sha256'] != params['sha256'].lower():
-            raise SnapshotError('%s was unpacked from another archive (sha256 %s, not %s): remove it and %s to stage this one.'
-                                % (restore.staged, record['sha256'], params['sha256'].lower(), restore.record_path))
-        return record, False
-    owner = owner_ids(module)
-    if not params['archive']:
-        raise SnapshotError('archive is required: set %s is not staged on this node yet.' % restore.set_id)
-    if not os.path.isfile(params['archive']):
-        raise SnapshotError('The archive %s does not exist on this node.' % params['archive'])
-    parent = os.path.dirname(restore.data_dir)
-    if not os.path.isdir(parent):
-        raise SnapshotError('%s, the directory that holds data_dir, does not exist.' % parent)
-    raw_bytes, sha256 = archive.survey(params['archive'], params['sha256'])
-    needed = raw_bytes + HEADROOM_BYTES
-    available = free_bytes(parent)
-    if needed > available:
-        raise SnapshotError('Not enough space to unpack %s beside %s: %d bytes free, %d needed.'
-                            % (params['archive'], restore.data_dir, available, needed))
-    if module.check_mode:
-        return dict(record, sha256=sha256, files=None, raw_bytes=raw_bytes), True
-    if os.path.lexists(restore.partial):
-        shutil.rmtree(restore.partial)
-    unpacked = archive.extract(params['archive'], restore.partial, owner=owner)
-    record = dict(set_id=restore.set_id, phase='staged', archive=params['archive'],
-                  sha256=sha256,
-                  files=unpacked['files'], raw_bytes=unpacked['raw_bytes'])
-    restore.save(record)
-    os.rename(restore.partial, restore.staged)
-    archive.fsync_dir(parent)
-    return record, True
+def unfinished_message(record: dict) -> str:
+    return ('This node has an unfinished restore %s of set %s (phase %s): run the restore of set %s again to finish it, or roll '
+            'it back (restore_rollback=true in the restore role; data_restore state=rolled_back).'
+            % (record['restore_id'], record['set_id'], record['phase'], record['set_id']))
 
 
-def put_in_place(module, restore: Restore, record: dict) -> tuple[dict, bool]:
-    """Move the data directory aside and the staged one into its place; resume after an interruption."""
-    if restore.is_done(record):
-        return record, False
-    if record.get('phase') == 'moving':
-        return finish_move(restore, record), True
-    if os.path.lexists(restore.aside):
-        raise SnapshotError('%s already exists, from an earlier restore or made by hand: move it elsewhere (the collection '
-                            'never deletes it), then run again.' % restore.aside)
-    record, dummy = stage(module, restore, record)
-    if os.path.isdir(restore.data_dir):
-        users = processes_using(restore.data_dir)
-        if users:
-            raise SnapshotError('%s is in use by %s: stop the RethinkDB server first.' % (restore.data_dir, ', '.join(users)))
-    moved_aside_to = restore.aside if os.path.lexists(restore.data_dir) else None
-    if module.check_mode:
-        return dict(record, moved_aside_to=moved_aside_to), True
-    record = dict(record, phase='moving', moved_aside_to=moved_aside_to)
-    restore.save(record)
-    return finish_move(restore, record), True
-
-
-def finish_move(restore: Restore, record: dict) -> dict:
-    """The two renames, each done only if not done yet, then the record says done."""
-    if record['moved_aside_to'] and not os.path.lexists(restore.aside):
-        os.rename(restore.data_dir, restore.aside)
-    if os.path.isdir(restore.staged):
-        if os.path.lexists(restore.data_dir):
-            raise SnapshotError('%s appeared while it was being restored; the staged data is still in %s.'
-                                % (restore.data_dir, restore.staged))
-        os.rename(restore.staged, restore.data_dir)
-    archive.fsync_dir(os.path.dirname(restore.data_dir))
-    record = dict(record, phase='done', data_dir_inode=os.stat(restore.data_dir).st_ino)
-    restore.save(record)
+def own_record(journal: Journal, restore_id: str) -> dict:
+    """The journal of this restore; JournalError when the node's latest restore is another."""
+    record = journal.read()
+    if record is None:
+        raise JournalError('No restore %s on this node (no journal %s): stage it first.' % (restore_id, journal.path))
+    if record['restore_id'] != restore_id:
+        raise JournalError(unfinished_message(record) if is_unfinished(record) else
+                           'The latest restore on this node is %s, not %s: stage this one first.' % (record['restore_id'], restore_id))
     return record
 
 
+def take_over(journal: Journal, record: dict | None, restore_id: str) -> str | None:
+    """Make room for a new restore: refuse while another one has moved data; remove what another one had
+    only unpacked. Returns the restore taken over, if any."""
+    if not record or record['restore_id'] == restore_id or not is_unfinished(record):
+        return None
+    if record['phase'] not in UNTOUCHED:
+        raise JournalError(unfinished_message(record))
+    earlier = Paths(journal.data_dir, record['restore_id'])
+    for directory in (earlier.unpacking, earlier.staged):
+        if os.path.isdir(directory):
+            shutil.rmtree(directory)
+    return record['restore_id']
+
+
+def identities_for(params: dict, part: dict):
+    """The identities that decrypt the part, checked against its recipients before anything is read."""
+    recipients = (part.get('encryption') or {}).get('recipients')
+    if not recipients:
+        return None
+    if not params['identity_file']:
+        raise JournalError('Part %s is encrypted to %s: give identity_file, the age identity of one of them.'
+                           % (part['path'], ', '.join(recipients)))
+    identities = encryption.read_identities(params['identity_file'])
+    encryption.check_identities(identities, recipients, 'part %s' % part['path'])
+    return identities
+
+
+def stage(module, journal: Journal, paths: Paths) -> dict:
+    params = module.params
+    part = params['part']
+    record = journal.read()
+    if record and record['restore_id'] == params['restore_id'] and record['phase'] != 'staging':
+        if record['phase'] == 'rolled_back':
+            raise JournalError('Restore %s was rolled back on this node: start a new restore.' % params['restore_id'])
+        if record['sha256'] != part['sha256']:
+            raise JournalError('Restore %s staged another part here (sha256 %s, not %s): give a new restore_id.'
+                               % (params['restore_id'], record['sha256'], part['sha256']))
+        return dict(changed=False, journal=record)
+    identities = identities_for(params, part)
+    superseded = take_over(journal, record, params['restore_id'])
+    parent = os.path.dirname(paths.data_dir)
+    if not os.path.isdir(parent):
+        raise JournalError('%s, the directory that holds data_dir, does not exist.' % parent)
+    if part.get('raw_bytes') is not None and part['raw_bytes'] + HEADROOM_BYTES > free_bytes(parent):
+        raise JournalError('Not enough space to unpack part %s beside %s: %d bytes free, %d needed.'
+                           % (part['path'], paths.data_dir, free_bytes(parent), part['raw_bytes'] + HEADROOM_BYTES))
+    owner = owner_ids(params, paths.data_dir)
+    if module.check_mode:
+        return dict(changed=True, journal=record, superseded=superseded, msg='Would unpack part %s into %s.' % (part['path'], paths.staged))
+    if os.path.isdir(paths.unpacking):
+        shutil.rmtree(paths.unpacking)
+    record = journal.record(dict(restore_id=params['restore_id'], set_id=params['set_id'], run=params['run'], data_dir=paths.data_dir,
+                                 staged=paths.staged, aside=None, sha256=part['sha256'], part=part['path']), 'staging')
+    checkpoint('data_restore:staging')
+    source = part_source(params, part['path'])
+    try:
+        unpacked = archive.extract(source, paths.unpacking, sha256=part['sha256'], index=part.get('files'), owner=owner,
+                                   identities=identities)
+    finally:
+        source.close()
+    os.rename(paths.unpacking, paths.staged)
+    fsync_dir(parent)
+    record = journal.record(record, 'staged', entries=unpacked['entries'], raw_bytes=unpacked['raw_bytes'],
+                            special_bits=unpacked['special_bits'])
+    checkpoint('data_restore:staged')
+    if unpacked['special_bits']:
+        module.warn('Part %s had set-uid, set-gid or sticky bits on %s, which a data directory never needs; they were left '
+                    'out. Check where this backup came from.' % (part['path'], ', '.join(unpacked['special_bits'][:5])))
+    return dict(changed=True, journal=record, superseded=superseded, entries=unpacked['entries'], raw_bytes=unpacked['raw_bytes'],
+                special_bits=unpacked['special_bits'])
+
+
+def swap(module, journal: Journal, paths: Paths) -> dict:
+    record = own_record(journal, module.params['restore_id'])
+    if record['phase'] in ('swapped', 'finished'):
+        return dict(changed=False, journal=record)
+    if record['phase'] not in ('staged', 'swapping'):
+        raise JournalError('Restore %s is %s on this node, so its data cannot be put in place: stage it first.' % (record['restore_id'], record['phase']))
+    if os.path.isdir(paths.data_dir):
+        users = processes_using(paths.data_dir)
+        if users:
+            raise JournalError('%s is in use by %s: stop the RethinkDB server first.' % (paths.data_dir, ', '.join(users)))
+    if record['phase'] == 'staged':
+        if os.path.lexists(paths.aside):
+            raise JournalError('%s already exists, made by hand or by something else: move it elsewhere (the collection never '
+                               'deletes it), then run again.' % paths.aside)
+        if module.check_mode:
+            return dict(changed=True, journal=record, msg='Would move %s aside to %s and put %s in its place.'
+                        % (paths.data_dir, paths.aside, paths.staged))
+        record = journal.record(record, 'swapping', aside=paths.aside if os.path.lexists(paths.data_dir) else None)
+    elif module.check_mode:
+        return dict(changed=True, journal=record, msg='Would finish putting %s in place.' % paths.staged)
+    checkpoint('data_restore:swapping')
+    finish_swap(paths, record)
+    record = journal.record(record, 'swapped', data_dir_inode=data_dir_inode(paths.data_dir))
+    checkpoint('data_restore:swapped')
+    return dict(changed=True, journal=record)
+
+
+def finish(module, journal: Journal, paths: Paths) -> dict:
+    record = own_record(journal, module.params['restore_id'])
+    if record['phase'] == 'finished':
+        return dict(changed=False, journal=record)
+    if record['phase'] != 'swapped':
+        raise JournalError('Restore %s is %s on this node, not swapped: it cannot be finished.' % (record['restore_id'], record['phase']))
+    if data_dir_inode(paths.data_dir) != record['data_dir_inode']:
+        raise JournalError('%s is not the directory restore %s put in place: something replaced it since. Look at it before '
+                           'anything else.' % (paths.data_dir, record['restore_id']))
+    if module.check_mode:
+        return dict(changed=True, journal=record, msg='Would record restore %s as finished.' % record['restore_id'])
+    return dict(changed=True, journal=journal.record(record, 'finished'))
+
+
+def roll_back(module, journal: Journal, paths: Paths) -> dict:
+    record = own_record(journal, module.params['restore_id'])
+    if record['phase'] == 'rolled_back':
+        return dict(changed=False, journal=record, rolled_back=[])
+    if os.path.isdir(paths.data_dir) and record['phase'] not in ('staging', 'staged'):
+        users = processes_using(paths.data_dir)
+        if users:
+            raise JournalError('%s is in use by %s: stop the RethinkDB server first.' % (paths.data_dir, ', '.join(users)))
+    if module.check_mode:
+        return dict(changed=True, journal=record, rolled_back=[], msg='Would put the data from before restore %s back.' % record['restore_id'])
+    done = [] if record['phase'] in ('staging', 'staged') else undo_swap(paths, record)
+    return dict(changed=True, journal=journal.record(record, 'rolled_back'), rolled_back=done)
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            archive=dict(type='path'),
-            sha256=dict(type='str'),
-            data_dir=dict(type='path', required=True),
-            set_id=dict(type='str', required=True),
-            state=dict(type='str', default='present', choices=['staged', 'present']),
-            owner=dict(type='str'),
-            group=dict(type='str'),
-        ),
-        supports_check_mode=True,
+    argument_spec = repository_argument_spec()
+    argument_spec.update(
+        data_dir=dict(type='path', required=True),
+        restore_id=dict(type='str', required=True),
+        set_id=dict(type='str'),
+        state=dict(type='str', default='staged', choices=['staged', 'swapped', 'finished', 'rolled_back']),
+        part=dict(type='dict'),
+        archive=dict(type='path'),
+        identity_file=dict(type='path'),
+        run=dict(type='dict', default={}),
+        owner=dict(type='str'),
+        group=dict(type='str'),
     )
+    module = AnsibleModule(argument_spec=argument_spec, required_if=[('state', 'staged', ['set_id', 'part'])],
+                           mutually_exclusive=[('archive', 'repository')], supports_check_mode=True)
     params = module.params
     started = time.monotonic()
-    if archive.ZSTANDARD_IMPORT_ERROR is not None:
-        module.fail_json(msg=missing_required_lib('zstandard'), exception=archive.ZSTANDARD_IMPORT_ERROR)
-    try:
-        set_id_time(params['set_id'])
-    except BackupSetError as exc:
-        module.fail_json(msg='set_id: %s.' % exc)
-    if params['sha256'] and not SHA256_RE.fullmatch(params['sha256'].lower()):
-        module.fail_json(msg='sha256 %r is not a sha256 in hex (64 characters).' % params['sha256'])
+    if params['state'] == 'staged':
+        if archive.ZSTANDARD_IMPORT_ERROR is not None:
+            module.fail_json(msg=missing_required_lib('zstandard'), exception=archive.ZSTANDARD_IMPORT_ERROR)
+        if (params['part'].get('encryption') or {}).get('recipients') and encryption.PYRAGE_IMPORT_ERROR is not None:
+            module.fail_json(msg=missing_required_lib('pyrage'), exception=encryption.PYRAGE_IMPORT_ERROR)
+        if not isinstance(params['part'].get('path'), str) or not SHA256_RE.fullmatch(str(params['part'].get('sha256')).lower()):
+            module.fail_json(msg='part needs path and sha256 (64 hex digits), as the set\'s manifest records them.')
+        if not params['archive'] and not (params['repository'] and params['cluster']):
+            module.fail_json(msg='state=staged needs archive (a file on this node), or repository and cluster.')
+        try:
+            set_id_time(params['set_id'])
+        except FormatError as exc:
+            module.fail_json(msg='set_id: %s.' % exc)
     data_dir = os.path.realpath(params['data_dir'])
     if is_mount_point(data_dir):
         module.fail_json(msg='data_dir %s is a mount point, which cannot be moved aside: keep the data in a subdirectory '
                              'of the mount (and point RethinkDB at it).' % data_dir)
-    restore = Restore(data_dir, params['set_id'])
+    journal = Journal(data_dir)
+    paths = Paths(data_dir, params['restore_id'])
+    steps = dict(staged=stage, swapped=swap, finished=finish, rolled_back=roll_back)
     try:
-        record = restore.record()
-        if params['state'] == 'staged':
-            record, changed = stage(module, restore, record)
-        else:
-            record, changed = put_in_place(module, restore, record)
-    except SnapshotError as exc:
-        module.fail_json(msg=str(exc), **exc.details)
-    except archive.ArchiveError as exc:
-        module.fail_json(msg='Cannot restore from %s: %s.' % (params['archive'], exc))
+        result = steps[params['state']](module, journal, paths)
+    except JournalError as exc:
+        module.fail_json(msg=str(exc), journal=journal.read() if os.path.exists(journal.path) else None)
+    except (archive.ArchiveError, encryption.EncryptionError, RepositoryError) as exc:
+        module.fail_json(msg='Cannot restore part %s here: %s. Nothing was changed.' % ((params['part'] or {}).get('path'), str(exc).rstrip('.')))
     except OSError as exc:
         module.fail_json(msg='%s: %s.' % (exc.filename or data_dir, exc.strerror or exc))
-    result = dict(changed=changed, staged_dir=restore.staged, files=record.get('files'), raw_bytes=record.get('raw_bytes'),
-                  sha256=record.get('sha256'), seconds=round(time.monotonic() - started, 3))
-    if params['state'] == 'present':
-        result['moved_aside_to'] = record.get('moved_aside_to')
-    if module.check_mode and changed:
-        result['msg'] = describe_plan(restore, record, params['state'])
+    record = result.get('journal') or {}
+    result.update(staged_dir=paths.staged, moved_aside_to=record.get('aside') if record.get('phase') in ('swapped', 'finished') else None,
+                  seconds=round(time.monotonic() - started, 3))
     module.exit_json(**result)
-
-
-def describe_plan(restore: Restore, record: dict, state: str) -> str:
-    """What a check-mode run would do, in one sentence."""
-    steps = []
-    if not restore.is_staged(record):
-        steps.append('unpack the verified archive into %s' % restore.staged)
-    if state == 'present':
-        if record.get('moved_aside_to'):
-            steps.append('move %s aside to %s' % (restore.data_dir, restore.aside))
-        steps.append('rename %s to %s' % (restore.staged, restore.data_dir))
-    return 'Would %s.' % ', then '.join(steps)
 
 
 if __name__ == '__main__':
