@@ -1,0 +1,64 @@
+# Copyright: bigchaindb.rethinkdb contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Moves a backup part between the controller and a node through the connection's own file transfer (sftp
+or scp over SSH), streamed, without privilege escalation and without the checksum passes of fetch and copy:
+the part is hashed once where it arrives on the controller, and on a node by the module that unpacks it."""
+
+from __future__ import annotations
+
+import os
+
+from ansible.errors import AnsibleError
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.files import fsync_dir, sha256_file
+
+WRITING_SUFFIX = '.writing'
+
+
+class ActionModule(ActionBase):
+    """bigchaindb.rethinkdb.transfer: direction fetch (node to controller, checked) or put (controller to node)."""
+
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(('src', 'dest', 'direction', 'sha256', 'bytes'))
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        args = self._task.args
+        missing = [name for name in ('src', 'dest', 'direction') if not args.get(name)]
+        if missing:
+            return dict(result, failed=True, msg='transfer needs %s.' % ', '.join(missing))
+        if args['direction'] not in ('fetch', 'put'):
+            return dict(result, failed=True, msg="direction must be fetch or put, not %r." % args['direction'])
+        if args['direction'] == 'fetch' and not args.get('sha256'):
+            return dict(result, failed=True, msg='direction fetch needs sha256, the part as the node wrote it.')
+        src, dest = args['src'], args['dest']
+        if not os.path.isabs(src) or not os.path.isabs(dest):
+            return dict(result, failed=True, msg='src and dest must be absolute paths.')
+        if self._task.check_mode:
+            return dict(result, changed=True, msg='Would %s %s to %s.' % (args['direction'], src, dest))
+        try:
+            if args['direction'] == 'fetch':
+                return dict(result, **self._fetch(src, dest, args['sha256'].lower(), args.get('bytes')))
+            self._connection.put_file(src, dest)
+        except (AnsibleError, OSError) as exc:
+            return dict(result, failed=True, msg='Cannot %s %s to %s: %s.' % (args['direction'], src, dest, str(exc).strip().splitlines()[0]))
+        return dict(result, changed=True, src=src, dest=dest)
+
+    def _fetch(self, src: str, dest: str, sha256: str, size) -> dict:
+        """Fetch into `<dest>.writing`, hash it once, and rename it into place only if it is what the node wrote."""
+        if os.path.isfile(dest) and size is not None and os.path.getsize(dest) == int(size):
+            return dict(changed=False, src=src, dest=dest, msg='%s is already in place.' % dest)
+        directory = os.path.dirname(dest)
+        os.makedirs(directory, 0o700, exist_ok=True)
+        writing = dest + WRITING_SUFFIX
+        self._connection.fetch_file(src, writing)
+        digest, received = sha256_file(writing)
+        if digest != sha256:
+            os.unlink(writing)
+            return dict(failed=True, msg='%s arrived as %d bytes with sha256 %s, but the node wrote sha256 %s: the transfer damaged '
+                                         'it; run the backup again.' % (src, received, digest, sha256))
+        os.chmod(writing, 0o600)
+        os.rename(writing, dest)
+        fsync_dir(directory)
+        return dict(changed=True, src=src, dest=dest, bytes=received, sha256=digest)
