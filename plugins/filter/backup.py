@@ -1,31 +1,14 @@
 # Copyright: bigchaindb.rethinkdb contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters the backup and restore roles use to turn module results into backup set records."""
+"""Filters the backup and restore roles use: layouts, count checks, lines for people, repository kinds, run states."""
 
 from __future__ import annotations
 
-import datetime
-
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.backup_set import format_time
-
-
-def manifest_tables(info: dict, names: list, counts: dict) -> list:
-    """The manifest's `tables`: each named table's layout from an info result, with its document count.
-
-    `counts` maps each name to a count, or to a dict with `documents` (as the dump module reports tables).
-    """
-    rows = []
-    for name in names:
-        if name not in info['tables']:
-            raise AnsibleFilterError('manifest_tables: %s is not among the tables that info reported' % name)
-        table = info['tables'][name]
-        count = counts[name]['documents'] if isinstance(counts[name], dict) else counts[name]
-        rows.append(dict(db=table['db'], name=table['name'], documents=int(count), primary_key=table['primary_key'],
-                         indexes=table['indexes'], shards=table['shards'], replicas=table['replicas'],
-                         primary_replicas=table['primary_replicas']))
-    return rows
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.controller_run import run_state
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository import RepositoryError, parse_location
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import iso_from_epoch
 
 
 def replica_layout(cluster: dict, name: str) -> dict:
@@ -49,27 +32,13 @@ def replica_layout(cluster: dict, name: str) -> dict:
                 nonvoting_replica_tags=nonvoting)
 
 
-def snapshot_record(nodes: list, backend: str, barrier_at: float) -> dict:
-    """The manifest's `snapshot`: barrier, skew and each node's capture.
-
-    `nodes` holds, per node, {server, host, taken_at (epoch seconds), freeze_ms}.
-    """
-    instants = [float(node['taken_at']) for node in nodes]
-    return dict(
-        backend=backend,
-        barrier_at=iso_time(barrier_at),
-        skew_ms=round((max(instants) - min(instants)) * 1000, 3),
-        nodes=[dict(server=node['server'], host=node['host'], taken_at=iso_time(node['taken_at']), freeze_ms=float(node['freeze_ms']))
-               for node in sorted(nodes, key=lambda node: node['server'])],
-    )
-
-
 def backup_lines(report: dict, report_path: str = '') -> list:
     """A backup report (its manifest and what the role added) as lines for people to read."""
     lines = [
         'backup set %s (%s) committed at %s' % (report['set_id'], report['method'], report['path']),
-        '%d tables, %s documents, %.1f MB in %d part(s), %.1f s; every part checked (size and sha256) after the transfer' % (
-            len(report['tables']), format(report['documents'], ','), report['bytes'] / 1e6, len(report['parts']), report['seconds']),
+        '%d tables, %s documents, %.1f MB in %d part(s), %.1f s; %s' % (
+            len(report['tables']), format(report['documents'], ','), report['bytes'] / 1e6, len(report['parts']), report['seconds'],
+            report['verified']),
     ]
     for table in report['tables']:
         lines.append('  %s.%s: %s documents, %d shard(s) x %d replica(s)' % (
@@ -125,7 +94,15 @@ def restore_lines(report: dict, report_path: str = '') -> list:
 
 def iso_time(epoch: float) -> str:
     """Seconds since the epoch as the backup set format writes times (UTC, milliseconds, Z)."""
-    return format_time(datetime.datetime.fromtimestamp(float(epoch), datetime.timezone.utc))
+    return iso_from_epoch(epoch)
+
+
+def repository_kind(url: str) -> str:
+    """The kind of a repository URL: controller, path or s3."""
+    try:
+        return parse_location(url)[0]
+    except RepositoryError as exc:
+        raise AnsibleFilterError('repository_kind: %s' % exc) from None
 
 
 class FilterModule:
@@ -133,11 +110,11 @@ class FilterModule:
 
     def filters(self):
         return {
-            'manifest_tables': manifest_tables,
             'replica_layout': replica_layout,
-            'snapshot_record': snapshot_record,
             'iso_time': iso_time,
             'backup_lines': backup_lines,
             'count_check': count_check,
             'restore_lines': restore_lines,
+            'repository_kind': repository_kind,
+            'run_state': run_state,
         }
