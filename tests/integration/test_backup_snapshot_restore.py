@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -33,7 +34,9 @@ import yaml
 from rethinkdb import RethinkDB
 from rethinkdb.errors import ReqlError
 
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import backup_set
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import set_catalog
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import LocalRepository
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import new_set_id
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_lock import NodeLock
 from tests.harness.cluster import Cluster, wait_for
 from tests.harness.loopfs import loop_filesystem, thaw, tmpfs
@@ -45,11 +48,11 @@ NODES = ('node1', 'node2', 'node3')
 TABLES = ('backlog', 'bigchain', 'votes')
 BACKUP = 'bigchaindb.rethinkdb.backup'
 RESTORE = 'bigchaindb.rethinkdb.restore'
-COMMIT_TASK = "Commit the backup set, checking every part's size and sha256 after the transfer"
-CHECK_SET_TASK = 'Check the whole set before touching the cluster (manifest, sizes, sha256 of every part)'
+COMMIT_TASK = 'Commit the set'
 MATCH_TASK = 'Check that the set and the inventory match one to one'
-STAGE_TASK = "Check and unpack this node's part"
+STAGE_TASK = "Check and unpack this node's part (sha256, zstd checksum, file index, key)"
 STAGE_REFUSED_TASK = 'Stop before anything is stopped'
+LOCK_REFUSED_TASK = 'Refuse to break the lock of a backup that may still run'
 SNAPSHOT_TASK = "Take every node's snapshot at the same instant"
 # The role's limit on the skew between the nodes' snapshots (backup_max_skew_ms).
 MAX_SKEW_MS = 250
@@ -201,7 +204,7 @@ class Setup:
 
     def sets(self) -> list:
         """The cluster's backup sets, newest first, as the catalog lists them."""
-        return backup_set.list_sets(str(self.backups), 'rethinkdb')
+        return set_catalog.list_sets(LocalRepository(str(self.backups)), 'rethinkdb')
 
 
 @contextlib.contextmanager
@@ -235,8 +238,10 @@ class BackedUp:
                                                            backend=backend))
         finally:
             self.writer.stop()
-        self.set_dir = Path(self.run.result(COMMIT_TASK)['set']['path'])
-        self.manifest = json.loads((self.set_dir / 'manifest.json').read_text())
+        committed = self.run.result(COMMIT_TASK)
+        self.set_dir = Path(committed['path'])
+        self.manifest = committed['manifest']
+        assert json.loads((self.set_dir / 'manifest.json').read_text()) == self.manifest
 
 
 def damage(cluster: Cluster) -> None:
@@ -271,12 +276,18 @@ def assert_snapshot_record(manifest: dict, backend: str, max_skew_ms: float = MA
     return snapshot
 
 
+def journal(data_dir: Path) -> dict:
+    """A node's restore journal."""
+    return json.loads(Path('%s.restore-journal.json' % data_dir).read_text())
+
+
 def assert_restored(backed_up: BackedUp) -> None:
     """What a restore must give back: a healthy cluster; the tables nobody wrote to as they were; every insert
     acknowledged before the barrier and none sent after the last snapshot; counts within the bounds the set
-    records; each node's previous data kept aside; nothing of the backup left on the nodes."""
+    records; each node's previous data kept aside and its journal finished; nothing of the backup left on the
+    nodes."""
     setup, writer, snapshot = backed_up.setup, backed_up.writer, backed_up.manifest['snapshot']
-    cluster_doc = json.loads((backed_up.set_dir / 'cluster.json').read_text())
+    documents_after = backed_up.manifest['topology']['documents_after']
     assert_healthy(setup.cluster)
     for table, before in backed_up.unchanged.items():
         assert documents(setup.cluster, table) == before, table
@@ -287,11 +298,15 @@ def assert_restored(backed_up: BackedUp) -> None:
     assert sorted(acknowledged - backlog) == [], 'acknowledged before the barrier but not restored'
     assert sorted(writer.sent_after(last_taken + TIME_ROUNDING) & backlog) == [], 'sent after every snapshot, yet restored'
     recorded = dict((table['name'], table['documents']) for table in backed_up.manifest['tables'])
-    after = dict((name.split('.')[1], count) for name, count in cluster_doc['documents_after'].items())
+    after = dict((name.split('.')[1], count) for name, count in documents_after.items())
     assert recorded['backlog'] < after['backlog'], 'the writer inserted during the backup'
     assert recorded['backlog'] <= len(backlog) <= after['backlog']
     for data_dir in setup.data_dirs():
-        aside = Path('%s.before-restore-%s' % (data_dir, backed_up.manifest['set_id']))
+        record = journal(data_dir)
+        assert (record['set_id'], record['phase']) == (backed_up.manifest['set_id'], 'finished')
+        assert os.stat(data_dir).st_ino == record['data_dir_inode']
+        aside = Path(record['aside'])
+        assert aside == Path('%s.before-restore-%s' % (data_dir, record['restore_id']))
         assert aside.is_dir() and any(aside.iterdir()), aside
     assert_released(setup)
 
@@ -308,11 +323,16 @@ def assert_released(setup: Setup, *staging_dirs: Path) -> None:
     assert leftovers == []
 
 
-def assert_untouched(setup: Setup, pids: list) -> None:
+def state_of(setup: Setup) -> tuple:
+    """The servers' pids and what lies beside each data directory, to show that a refused run changed neither."""
+    beside = sorted(path.name for data_dir in setup.data_dirs() for path in data_dir.parent.iterdir()
+                    if path.name.startswith(data_dir.name + '.'))
+    return setup.pids(), beside
+
+
+def assert_untouched(setup: Setup, before: tuple) -> None:
     """The servers never stopped and no data directory was staged, moved or replaced."""
-    assert setup.pids() == pids
-    for data_dir in setup.data_dirs():
-        assert [path.name for path in data_dir.parent.iterdir() if path.name.startswith(data_dir.name + '.')] == []
+    assert state_of(setup) == before
     assert_healthy(setup.cluster)
 
 
@@ -348,7 +368,7 @@ def fixture_btrfs_setup(tmp_path_factory):
 
 @needs('losetup', 'mkfs.btrfs', 'btrfs')
 def test_a_set_failing_after_the_snapshots_releases_every_node(btrfs_setup):
-    pids = btrfs_setup.pids()
+    before = state_of(btrfs_setup)
 
     refused = btrfs_setup.ansible.playbook(BACKUP, dict(method='snapshot', backend='btrfs', backup_max_skew_ms=0), expect_rc=2)
 
@@ -356,7 +376,7 @@ def test_a_set_failing_after_the_snapshots_releases_every_node(btrfs_setup):
     assert [result['changed'] for result in refused.results(SNAPSHOT_TASK)] == [True, True, True]
     assert 'too far apart for one consistent set. They started ' in failed_set(btrfs_setup)['reason']
     assert_released(btrfs_setup)
-    assert_untouched(btrfs_setup, pids)
+    assert_untouched(btrfs_setup, before)
 
 
 @needs('losetup', 'mkfs.btrfs', 'btrfs')
@@ -420,7 +440,7 @@ def test_a_snapshot_killed_while_frozen_is_thawed_at_once_and_released(xfs_setup
     setup = xfs_setup
     node1 = setup.cluster.node('node1')
     freeze_timeout = 60
-    pids = setup.pids()
+    before = state_of(setup)
     probe_path = node1.data_dir.parent / 'probe'
     finished = []
     with loop_filesystem(setup.workdir / 'stuck-staging', 'ext4', 128) as stuck:
@@ -454,7 +474,7 @@ def test_a_snapshot_killed_while_frozen_is_thawed_at_once_and_released(xfs_setup
     assert stuck_leftovers == []
     assert probe_path.read_text() == 'thawed'
     probe_path.unlink()
-    assert_untouched(setup, pids)
+    assert_untouched(setup, before)
 
 
 @needs('losetup', 'mkfs.xfs', 'fsfreeze')
@@ -506,14 +526,23 @@ def test_a_node_down_at_preflight_fails_the_set_before_any_snapshot(plain_setup)
     assert_released(plain_setup)
 
 
+def hold_locks(setup: Setup, run: dict | None, expires_at: float | None = None) -> tuple:
+    """Every node's lock held by another set, as a backup of that run would hold it; returns (set id, locks)."""
+    holder = new_set_id('snapshot')
+    locks = [NodeLock(str(data_dir)) for data_dir in setup.data_dirs()]
+    for lock, data_dir in zip(locks, setup.data_dirs()):
+        lock.acquire(dict(set_id=holder, run=run, pid=os.getpid(), host='elsewhere', backend='stopped', data_dir=str(data_dir),
+                          created_at='2026-11-24T16:30:00.000Z', expires_at=expires_at,
+                          plan=dict(data_dir=str(data_dir), copy=str(data_dir) + '.snapshot-' + holder, read_path=str(data_dir),
+                                    stop_command=['true'], start_command=['true'], freeze_timeout=300), phase='taken'))
+    return holder, locks
+
+
 @needs()
-def test_a_second_backup_is_refused_by_the_first_ones_locks(plain_setup):
-    holder = 'a backup in progress'
-    first = backup_set.new_set_id('snapshot')
-    locks = [NodeLock(str(data_dir)) for data_dir in plain_setup.data_dirs()]
-    for lock, data_dir in zip(locks, plain_setup.data_dirs()):
-        lock.acquire(dict(set_id=first, pid=os.getpid(), host=holder, backend='stopped', data_dir=str(data_dir),
-                          created_at='2026-11-24T16:30:00.000Z', plan={}, phase='taking'))
+def test_a_second_backup_is_refused_by_locks_whose_run_may_still_run(plain_setup):
+    """A lock held by a run of another controller, within its lease, cannot be tested: refused, lock kept."""
+    other_controller = dict(host='another-controller', boot_id='x', pid=1, start_ticks=1)
+    holder, locks = hold_locks(plain_setup, other_controller, expires_at=time.time() + 3600)
     held = [(Path(lock.path).read_bytes(), os.stat(lock.path).st_ino) for lock in locks]
     pids = plain_setup.pids()
     try:
@@ -523,9 +552,10 @@ def test_a_second_backup_is_refused_by_the_first_ones_locks(plain_setup):
         for lock in locks:
             lock.release()
 
-    preflight = [(host, message) for task, host, message in refused.failures() if task.startswith('Preflight')]
-    assert sorted(host for host, message in preflight) == list(NODES)
-    assert all('Backup set %s holds the lock' % first in message for host, message in preflight), preflight
+    refusals = [(host, message) for task, host, message in refused.failures() if task == LOCK_REFUSED_TASK]
+    assert sorted(host for host, message in refusals) == list(NODES)
+    assert all('Backup set %s holds the lock' % holder in message and 'another controller, which this one cannot test' in message
+               for host, message in refusals), refusals
     assert after == held
     assert refused.results(SNAPSHOT_TASK) == []
     assert 'holds the lock' in failed_set(plain_setup)['reason']
@@ -534,22 +564,74 @@ def test_a_second_backup_is_refused_by_the_first_ones_locks(plain_setup):
 
 
 @needs()
-def test_a_corrupt_part_is_refused_before_any_server_stops(plain_set):
+def test_locks_of_a_run_that_is_gone_are_broken_and_the_backup_goes_on(plain_setup):
+    """The locks of a run of this controller whose process is gone (as after a SIGKILL) are broken at the next
+    backup's preflight, what that run took is released, its set is marked failed, and the backup succeeds."""
+    finished = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True, text=True, check=True)
+    gone = dict(host=socket.gethostname(), boot_id=Path('/proc/sys/kernel/random/boot_id').read_text().strip(),
+                pid=int(finished.stdout), start_ticks=1)
+    holder, locks = hold_locks(plain_setup, gone)
+    left_copies = [Path(lock.read()['plan']['copy']) for lock in locks]
+    for copy in left_copies:
+        copy.mkdir()
+
+    run = plain_setup.ansible.playbook(BACKUP, dict(method='snapshot', backend='stopped', backup_max_skew_ms=STOPPED_MAX_SKEW_MS))
+
+    assert [result['changed'] for result in run.results('Release what the interrupted backup took, and its lock')] == [True] * 3
+    assert not any(copy.exists() for copy in left_copies)
+    assert run.result(COMMIT_TASK, 'node1')['changed']
+    assert_released(plain_setup)
+
+
+@needs()
+def test_no_room_to_stage_a_part_is_refused_before_any_server_stops(plain_set):
     setup = plain_set.setup
-    part = plain_set.set_dir / plain_set.manifest['parts'][1]['path']
+    small = setup.cluster.node('node3').data_dir.parent
+    filler = small / 'filler'
+    before = state_of(setup)
+    with open(filler, 'wb') as stream:
+        os.posix_fallocate(stream.fileno(), 0, shutil.disk_usage(small).free - (16 << 20))
+    try:
+        refused = setup.ansible.playbook(RESTORE, expect_rc=2)
+    finally:
+        filler.unlink()
+
+    failures = [(task, host) for task, host, message in refused.failures()]
+    [message] = [message for task, host, message in refused.failures() if (task, host) == (STAGE_TASK, 'node3')]
+    assert failures == [(STAGE_TASK, 'node3')] + [(STAGE_REFUSED_TASK, node) for node in NODES]
+    assert message.startswith('Not enough space to unpack part nodes/node3/data.tar.zst beside ')
+    assert all('No server was stopped and no data directory was changed' in message for task, host, message in refused.failures()[1:])
+    assert refused.results('Stop every server') == []
+    assert state_of(setup)[0] == before[0]
+    assert not any(name for name in state_of(setup)[1] if '.before-restore-' in name)
+    assert_released(setup)
+    assert_healthy(setup.cluster)
+
+
+@needs()
+def test_a_corrupt_part_is_refused_on_the_nodes_before_any_server_stops(plain_set):
+    """Part damage found by the node that reads it, in the pass that would unpack it: every node stops there.
+    (node3's part: the refused restore before this one left the others staged, and a run of the same restore
+    reuses what it staged and checked.)"""
+    setup = plain_set.setup
+    [node3_part] = [part for part in plain_set.manifest['parts'] if part['server'] == 'node3']
+    part = plain_set.set_dir / node3_part['path']
     original = part.read_bytes()
-    pids = setup.pids()
+    before = state_of(setup)
     part.write_bytes(original[:1000] + bytes([original[1000] ^ 0xff]) + original[1001:])
     try:
         refused = setup.ansible.playbook(RESTORE, expect_rc=2)
     finally:
         part.write_bytes(original)
 
-    [(task, host, message)] = refused.failures()
-    assert task == CHECK_SET_TASK
-    assert 'part %s has sha256 ' % plain_set.manifest['parts'][1]['path'] in message
-    assert refused.results(STAGE_TASK) == []
-    assert_untouched(setup, pids)
+    [(task, host, message)] = [failure for failure in refused.failures() if failure[0] == STAGE_TASK]
+    assert host == 'node3'
+    assert 'zstd' in message or 'sha256' in message, message
+    assert refused.results('Stop every server') == []
+    assert all('No server was stopped and no data directory was changed' in message
+               for task, host, message in refused.failures() if task == STAGE_REFUSED_TASK)
+    assert state_of(setup)[0] == before[0]
+    assert_healthy(setup.cluster)
 
 
 def without_node3_part(set_dir: Path) -> None:
@@ -564,7 +646,7 @@ def without_node3_part(set_dir: Path) -> None:
 @pytest.mark.parametrize('mismatch', ['set without node3', 'inventory with node4'])
 def test_a_set_and_an_inventory_that_differ_are_refused_before_anything_changes(plain_set, mismatch):
     setup = plain_set.setup
-    pids = setup.pids()
+    before = state_of(setup)
     manifest_path = plain_set.set_dir / 'manifest.json'
     manifest_text = manifest_path.read_text()
     ansible = setup.ansible
@@ -585,32 +667,7 @@ def test_a_set_and_an_inventory_that_differ_are_refused_before_anything_changes(
     assert 'no part for %s; ' % missing in message and message.endswith('Nothing was changed.')
     assert refused.results(STAGE_TASK) == []
     assert_released(setup)
-    assert_untouched(setup, pids)
-
-
-@needs()
-def test_no_room_to_stage_a_part_is_refused_before_any_server_stops(plain_set):
-    setup = plain_set.setup
-    small = setup.cluster.node('node3').data_dir.parent
-    filler = small / 'filler'
-    pids = setup.pids()
-    with open(filler, 'wb') as stream:
-        os.posix_fallocate(stream.fileno(), 0, shutil.disk_usage(small).free - (16 << 20))
-    try:
-        refused = setup.ansible.playbook(RESTORE, expect_rc=2)
-    finally:
-        filler.unlink()
-
-    failures = [(task, host) for task, host, message in refused.failures()]
-    [message] = [message for task, host, message in refused.failures() if (task, host) == (STAGE_TASK, 'node3')]
-    assert failures == [(STAGE_TASK, 'node3')] + [(STAGE_REFUSED_TASK, node) for node in NODES]
-    assert message.startswith('Not enough space to unpack ')
-    assert all('Nothing was stopped or changed' in message for task, host, message in refused.failures()[1:])
-    assert refused.results('Stop every server') == []
-    assert setup.pids() == pids
-    assert not any(Path('%s.before-restore-%s' % (data_dir, plain_set.manifest['set_id'])).exists() for data_dir in setup.data_dirs())
-    assert_released(setup)
-    assert_healthy(setup.cluster)
+    assert_untouched(setup, before)
 
 
 @needs()
