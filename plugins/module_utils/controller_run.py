@@ -21,7 +21,7 @@ def _read(path: str) -> str | None:
         return None
 
 
-def _start_ticks(pid: int) -> int | None:
+def start_ticks(pid: int) -> int | None:
     """When a process started, in clock ticks since boot (field 22 of /proc/<pid>/stat), or None if gone."""
     stat = _read('/proc/%d/stat' % pid)
     if stat is None:
@@ -52,7 +52,7 @@ def playbook_pid() -> int:
 def describe_run() -> dict:
     """This controller run: host, boot, process and its start, for a record a later run can test."""
     pid = playbook_pid()
-    return dict(host=socket.gethostname(), boot_id=(_read(BOOT_ID) or '').strip(), pid=pid, start_ticks=_start_ticks(pid),
+    return dict(host=socket.gethostname(), boot_id=(_read(BOOT_ID) or '').strip(), pid=pid, start_ticks=start_ticks(pid),
                 described_at=round(time.time(), 3))
 
 
@@ -66,4 +66,4 @@ def run_state(run: dict | None) -> str:
     pid = run.get('pid')
     if not isinstance(pid, int):
         return 'unknown'
-    return 'alive' if _start_ticks(pid) is not None and _start_ticks(pid) == run.get('start_ticks') else 'gone'
+    return 'alive' if start_ticks(pid) is not None and start_ticks(pid) == run.get('start_ticks') else 'gone'

@@ -66,7 +66,7 @@ class FsfreezeSnapshot(Backend):
         until_freeze = max(0.0, at - time.time()) if at is not None else 0.0
         self.watchdog = Watchdog(self.commands, thaw_argv(self.plan['mountpoint']), until_freeze + self.plan['freeze_timeout'],
                                  'thaw %s' % self.plan['mountpoint'])
-        progress(frozen=True, watchdog_pid=self.watchdog.pid)
+        progress(frozen=True, watchdog=self.watchdog.record())
 
     def take(self, progress):
         mountpoint = self.plan['mountpoint']

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.fault_points import checkpoint
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.server_control import require_server_commands
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import (
     Backend, SnapshotError, copy_path, copy_tree, remove_copy)
@@ -39,12 +40,13 @@ class StoppedSnapshot(Backend):
 
     def take(self, progress):
         watchdog = Watchdog(self.commands, self.plan['start_command'], self.plan['freeze_timeout'], 'start the server')
-        progress(server_stopped=True, watchdog_pid=watchdog.pid)
+        progress(server_stopped=True, watchdog=watchdog.record())
         stopped_at = time.monotonic()
         taken_at = None
         failure = None
         try:
             self.commands.run(self.plan['stop_command'], 'stop the server')
+            checkpoint('snapshot:server_stopped')
             taken_at = time.time()
             copy_tree(self.commands, self.plan['data_dir'], self.plan['copy'])
         except SnapshotError as exc:
@@ -66,8 +68,10 @@ class StoppedSnapshot(Backend):
         return dict(taken_at=taken_at, freeze_ms=round((time.monotonic() - stopped_at) * 1000, 3))
 
     def release(self, state, dry_run=False):
+        """A server this set stopped was started by its watchdog as soon as the module that stopped it ended
+        (a lock without a watchdog, of an earlier version, has its server started here)."""
         done = []
-        if state.get('server_stopped'):
+        if state.get('server_stopped') and not state.get('watchdog'):
             done.append('start the server (%s)' % ' '.join(self.plan['start_command']))
             if not dry_run:
                 self.commands.run(self.plan['start_command'], 'start the server')

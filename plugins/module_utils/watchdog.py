@@ -9,6 +9,7 @@ import os
 import sys
 import time
 
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.controller_run import start_ticks
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import Commands, SnapshotError
 
 CANCEL = b'cancel'
@@ -60,6 +61,11 @@ class Watchdog:
             os.close(self._control)
             raise SnapshotError('The watchdog that would %s did not start; nothing was done.' % purpose)
         self.pid = int(started)
+        self.start_ticks = start_ticks(self.pid)
+
+    def record(self) -> dict:
+        """What a lock keeps of the watchdog: its process, which a test or a person can look for."""
+        return dict(pid=self.pid, start_ticks=self.start_ticks)
 
     def cancel(self) -> bool:
         """Tell the watchdog its action is not needed, so it exits without acting; False if it had already
@@ -71,3 +77,4 @@ class Watchdog:
             return False
         finally:
             os.close(self._control)
+

@@ -397,6 +397,7 @@ def swap(module, journal: Journal, paths: Paths) -> dict:
         return dict(changed=True, journal=record, msg='Would finish putting %s in place.' % paths.staged)
     checkpoint('data_restore:swapping')
     finish_swap(paths, record)
+    checkpoint('data_restore:renamed')
     record = journal.record(record, 'swapped', data_dir_inode=data_dir_inode(paths.data_dir))
     checkpoint('data_restore:swapped')
     return dict(changed=True, journal=record)

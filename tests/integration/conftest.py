@@ -53,9 +53,10 @@ class Ansible:
         self.collections_path = collections_path
         self.runs = 0
 
-    def playbook(self, playbook, extra_vars: dict | None = None, check: bool = False, diff: bool = False,
-                 limit: str | None = None, expect_rc: int | None = 0, forks: int = 10) -> PlaybookRun:
-        """Run a playbook: a path, a collection playbook name, or YAML text (written to a file)."""
+    def command(self, playbook, extra_vars: dict | None = None, check: bool = False, diff: bool = False,
+                limit: str | None = None, forks: int = 10) -> tuple:
+        """(argv, environment, record file) of one ansible-playbook run: a path, a collection playbook name,
+        or YAML text (written to a file)."""
         self.runs += 1
         record_file = self.workdir / ('run%d.jsonl' % self.runs)
         if isinstance(playbook, str) and '\n' in playbook:
@@ -76,15 +77,20 @@ class Ansible:
         env = dict(os.environ,
                    ANSIBLE_COLLECTIONS_PATH=str(self.collections_path),
                    ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS),
-                   ANSIBLE_CALLBACKS_ENABLED='record',
+                   ANSIBLE_CALLBACKS_ENABLED='record,pause',
                    ANSIBLE_NOCOLOR='1',
                    ANSIBLE_HOST_KEY_CHECKING='False',
                    ANSIBLE_RETRY_FILES_ENABLED='False',
                    ANSIBLE_LOCAL_TEMP=str(self.workdir / 'ansible-tmp'),
                    RECORD_FILE=str(record_file))
+        return argv, env, record_file
+
+    def playbook(self, playbook, extra_vars: dict | None = None, check: bool = False, diff: bool = False,
+                 limit: str | None = None, expect_rc: int | None = 0, forks: int = 10) -> PlaybookRun:
+        """Run a playbook to its end and return what it did."""
+        argv, env, record_file = self.command(playbook, extra_vars, check, diff, limit, forks)
         completed = subprocess.run(argv, env=env, cwd=self.workdir, capture_output=True, text=True, timeout=PLAYBOOK_TIMEOUT, check=False)
-        records = [json.loads(line) for line in record_file.read_text().splitlines()] if record_file.exists() else []
-        run = PlaybookRun(completed, records)
+        run = PlaybookRun(completed, read_records(record_file))
         if expect_rc is not None:
             assert run.rc == expect_rc, 'ansible-playbook exited %d, expected %d\n%s' % (run.rc, expect_rc, run.output[-6000:])
         return run
@@ -97,6 +103,13 @@ class Ansible:
         path.write_text(yaml.safe_dump(playbook, sort_keys=False))
         run = self.playbook(path, check=check, diff=diff, expect_rc=2 if expect_failure else 0)
         return run.result('module under test', host)
+
+
+def read_records(record_file: Path) -> list:
+    """The task results the record callback wrote (none if the run ended before any)."""
+    if not record_file.exists():
+        return []
+    return [json.loads(line) for line in record_file.read_text().splitlines() if line.strip()]
 
 
 @pytest.fixture(name='cluster_factory')

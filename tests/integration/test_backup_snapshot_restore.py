@@ -30,24 +30,18 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 from rethinkdb import RethinkDB
 from rethinkdb.errors import ReqlError
 
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import set_catalog
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import LocalRepository
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import new_set_id
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_lock import NodeLock
 from tests.harness.cluster import Cluster, wait_for
 from tests.harness.loopfs import loop_filesystem, thaw, tmpfs
-from tests.integration.conftest import Ansible
-from tests.integration.helpers import load_bigchain
+from tests.integration.helpers import (
+    BACKUP, NODES, RESTORE, Setup, assert_healthy, assert_released, assert_untouched, close_quietly, damage, documents, failed_set,
+    journal, needs, started, state_of, wait_ready)
 
 r = RethinkDB()
-NODES = ('node1', 'node2', 'node3')
-TABLES = ('backlog', 'bigchain', 'votes')
-BACKUP = 'bigchaindb.rethinkdb.backup'
-RESTORE = 'bigchaindb.rethinkdb.restore'
 COMMIT_TASK = 'Commit the set'
 MATCH_TASK = 'Check that the set and the inventory match one to one'
 STAGE_TASK = "Check and unpack this node's part (sha256, zstd checksum, file index, key)"
@@ -64,18 +58,6 @@ BARRIER_DELAY = 5
 STOPPED_MAX_SKEW_MS = 1000
 # taken_at is written with milliseconds; a document sent this long after it may still be in the snapshot.
 TIME_ROUNDING = 0.002
-
-
-def missing_tools(*tools) -> list:
-    return [tool for tool in tools if shutil.which(tool) is None]
-
-
-def needs(*tools):
-    """Skip unless root with these commands installed."""
-    if os.geteuid() != 0:
-        return pytest.mark.skip(reason='snapshot tests need root (mounts, loop devices, fsfreeze)')
-    missing = missing_tools('mount', 'umount', *tools)
-    return pytest.mark.skipif(bool(missing), reason='snapshot tests need %s' % ', '.join(missing))
 
 
 @contextlib.contextmanager
@@ -152,76 +134,9 @@ class Writer(threading.Thread):
         return set(key for key, sent_at, acked_at in self.acknowledged if sent_at > instant)
 
 
-def close_quietly(connection) -> None:
-    """Close a connection whose server may be gone; a broken connection has nothing left to close."""
-    with contextlib.suppress(ReqlError, OSError):
-        connection.close(noreply_wait=False)
-
-
 def epoch(iso: str) -> float:
     """A time as the backup set format writes it (2026-11-24T16:30:00.123Z), in seconds since the epoch."""
     return datetime.datetime.strptime(iso, '%Y-%m-%dT%H:%M:%S.%fZ').replace(tzinfo=datetime.timezone.utc).timestamp()
-
-
-def write_inventory(cluster: Cluster, path: Path, group_vars: dict, host_vars: dict | None = None) -> Path:
-    """The cluster's inventory with variables for its group and, by host, for its hosts."""
-    inventory = cluster.inventory()
-    group = inventory['all']['children']['rethinkdb']
-    group.setdefault('vars', {}).update(group_vars)
-    for host, variables in (host_vars or {}).items():
-        group['hosts'].setdefault(host, {}).update(variables)
-    path.write_text(yaml.safe_dump(inventory, default_flow_style=False, sort_keys=False))
-    return path
-
-
-class Setup:
-    """A cluster loaded with BigchainDB data (3 replicas), its inventory and ansible-playbook, and where its backups go."""
-
-    def __init__(self, cluster: Cluster, workdir: Path, host_vars: dict | None = None):
-        self.cluster = cluster
-        self.workdir = workdir
-        self.backups = workdir / 'backups'
-        self.host_vars = host_vars or {}
-        self.node_dirs = workdir / 'node-dirs'
-        self.group_vars = dict(rethinkdb_backup_root=str(self.backups), rethinkdb_backup_node_dir=str(self.node_dirs))
-        self.ansible = Ansible(workdir, write_inventory(cluster, workdir / 'inventory.yml', self.group_vars, self.host_vars))
-        load_bigchain(cluster, blocks=20, replicas=3)
-
-    def other_inventory(self, name: str, host_vars: dict) -> Ansible:
-        """ansible-playbook in a directory of its own, against the inventory with these host variables changed or added."""
-        workdir = self.workdir / name
-        workdir.mkdir()
-        changed = dict(self.host_vars)
-        for host, variables in host_vars.items():
-            changed[host] = dict(changed.get(host, {}), **variables)
-        return Ansible(workdir, write_inventory(self.cluster, workdir / 'inventory.yml', self.group_vars, changed))
-
-    def data_dirs(self) -> list:
-        return [node.data_dir for node in self.cluster.nodes]
-
-    def pids(self) -> list:
-        return [node.pid() for node in self.cluster.nodes]
-
-    def sets(self) -> list:
-        """The cluster's backup sets, newest first, as the catalog lists them."""
-        return set_catalog.list_sets(LocalRepository(str(self.backups)), 'rethinkdb')
-
-
-@contextlib.contextmanager
-def started(root: Path, data_dirs: dict | None = None):
-    """A 3-node cluster (data directories where given), always torn down before its filesystems go."""
-    cluster = Cluster(root / 'cluster', size=3, data_dirs=data_dirs)
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.teardown()
-
-
-def documents(cluster: Cluster, table: str) -> dict:
-    """Every document of a bigchain table by id."""
-    with cluster.connect() as connection:
-        return dict((document['id'], document) for document in r.db('bigchain').table(table).run(connection))
 
 
 class BackedUp:
@@ -244,25 +159,6 @@ class BackedUp:
         assert json.loads((self.set_dir / 'manifest.json').read_text()) == self.manifest
 
 
-def damage(cluster: Cluster) -> None:
-    """Delete some blocks and drop the votes."""
-    with cluster.connect() as connection:
-        r.db('bigchain').table('bigchain').limit(7).delete().run(connection)
-        r.db('bigchain').table_drop('votes').run(connection)
-
-
-def assert_healthy(cluster: Cluster) -> None:
-    """All three servers connected and every table with all its replicas ready, as it was backed up (3 replicas)."""
-    with cluster.connect() as connection:
-        servers = list(r.db('rethinkdb').table('server_status').run(connection))
-        statuses = list(r.db('rethinkdb').table('table_status').filter({'db': 'bigchain'}).run(connection))
-        configs = list(r.db('rethinkdb').table('table_config').filter({'db': 'bigchain'}).run(connection))
-    assert sorted(server['name'] for server in servers) == list(NODES)
-    assert sorted(status['name'] for status in statuses) == list(TABLES)
-    assert all(status['status']['all_replicas_ready'] for status in statuses), statuses
-    assert all(len(config['shards'][0]['replicas']) == 3 for config in configs), configs
-
-
 def assert_snapshot_record(manifest: dict, backend: str, max_skew_ms: float = MAX_SKEW_MS) -> dict:
     """The manifest's snapshot record: backend, barrier, each node's taken_at after it, skew as measured."""
     snapshot = manifest['snapshot']
@@ -274,11 +170,6 @@ def assert_snapshot_record(manifest: dict, backend: str, max_skew_ms: float = MA
     assert abs(snapshot['skew_ms'] - (max(taken) - min(taken)) * 1000) <= 2
     assert 0 <= snapshot['skew_ms'] <= max_skew_ms
     return snapshot
-
-
-def journal(data_dir: Path) -> dict:
-    """A node's restore journal."""
-    return json.loads(Path('%s.restore-journal.json' % data_dir).read_text())
 
 
 def assert_restored(backed_up: BackedUp) -> None:
@@ -309,43 +200,6 @@ def assert_restored(backed_up: BackedUp) -> None:
         assert aside == Path('%s.before-restore-%s' % (data_dir, record['restore_id']))
         assert aside.is_dir() and any(aside.iterdir()), aside
     assert_released(setup)
-
-
-def assert_released(setup: Setup, *staging_dirs: Path) -> None:
-    """No lock, snapshot or copy left beside any data directory, in the staging directories or the nodes'
-    archive directories: nothing of a backup outlives its run."""
-    leftovers = []
-    for data_dir in setup.data_dirs():
-        leftovers += [path for path in data_dir.parent.iterdir() if '.snapshot-' in path.name or path.name.endswith('.backup-lock')]
-    for directory in staging_dirs:
-        leftovers += list(directory.iterdir())
-    leftovers += list(setup.node_dirs.glob('*/*'))
-    assert leftovers == []
-
-
-def state_of(setup: Setup) -> tuple:
-    """The servers' pids and what lies beside each data directory, to show that a refused run changed neither."""
-    beside = sorted(path.name for data_dir in setup.data_dirs() for path in data_dir.parent.iterdir()
-                    if path.name.startswith(data_dir.name + '.'))
-    return setup.pids(), beside
-
-
-def assert_untouched(setup: Setup, before: tuple) -> None:
-    """The servers never stopped and no data directory was staged, moved or replaced."""
-    assert state_of(setup) == before
-    assert_healthy(setup.cluster)
-
-
-def failed_set(setup: Setup) -> dict:
-    """The newest set, which the catalog must list as failed."""
-    newest = setup.sets()[0]
-    assert (newest['state'], newest['complete']) == ('failed', False)
-    return newest
-
-
-def wait_ready(cluster: Cluster) -> None:
-    with cluster.connect() as connection:
-        r.db('bigchain').wait(wait_for='all_replicas_ready', timeout=120).run(connection)
 
 
 # btrfs: every node's data directory in a subvolume (like /var/lib/rethinkdb/default in a subvolume
@@ -466,7 +320,7 @@ def test_a_snapshot_killed_while_frozen_is_thawed_at_once_and_released(xfs_setup
     [refused] = finished
 
     assert thawed_after < 5, 'thawed %.1f s after the kill (freeze_timeout %d s)' % (thawed_after, freeze_timeout)
-    assert not alive(lock['watchdog_pid'])
+    assert not alive(lock['watchdog']['pid'])
     assert refused.rc == 2
     assert [(task, host) for task, host, message in refused.failures() if task == SNAPSHOT_TASK] == [(SNAPSHOT_TASK, 'node1')]
     assert "node1: Take every node's snapshot at the same instant" in failed_set(setup)['reason']
