@@ -5,7 +5,7 @@ It is how a service of the machine (an S3 store on loopback) is offered to the h
 test takes that service away and brings it back: stopping the relay closes its listener and resets every
 connection through it, as a store that went down would; the service behind it keeps its data.
 
-    relay = Relay('127.0.0.1', 9000, '127.0.0.1', 47123, listen_netns='lab-ctl')
+    relay = Relay('10.231.0.1', 9000, '127.0.0.1', 47123, 'relay.log', listen_netns='rdblab-1234abcd-ctl')
     relay.start(); relay.stop(); relay.start()
 
 Run as a program (`python netrelay.py LISTEN_HOST LISTEN_PORT TARGET_HOST TARGET_PORT [NETNS]`) it prints
@@ -24,6 +24,9 @@ import threading
 
 START_TIMEOUT = 10.0
 CHUNK = 1 << 16
+# argv prefix for helper processes outside any lab namespace: they get SIGTERM when the test process dies, even
+# by SIGKILL, so none outlives it (those inside a lab's namespaces are swept with it).
+DIES_WITH_US = ['setpriv', '--pdeathsig', 'TERM', '--']
 
 
 def _listener(host: str, port: int, netns: str | None) -> socket.socket:
@@ -101,8 +104,8 @@ def main(argv: list) -> int:
 class Relay:
     """One relay process: where it listens, where it leads, and how to stop and start it again."""
 
-    def __init__(self, listen_host: str, listen_port: int, target_host: str, target_port: int,
-                 listen_netns: str | None = None, log_file=None):
+    def __init__(self, listen_host: str, listen_port: int, target_host: str, target_port: int, log_file,
+                 listen_netns: str | None = None):
         self.listen_host = listen_host
         self.listen_port = listen_port
         self.target = (target_host, target_port)
@@ -124,17 +127,13 @@ class Relay:
         """Start relaying (again); returns once the listener is up."""
         if self.running():
             return
-        argv = [sys.executable, '-I', os.path.abspath(__file__), self.listen_host, str(self.listen_port),
-                self.target[0], str(self.target[1])]
+        argv = DIES_WITH_US + [sys.executable, '-I', os.path.abspath(__file__), self.listen_host,
+                               str(self.listen_port), self.target[0], str(self.target[1])]
         if self.listen_netns:
             argv.append(self.listen_netns)
-        stderr = open(self.log_file, 'ab') if self.log_file else subprocess.DEVNULL  # pylint: disable=consider-using-with
-        try:
-            self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
+        with open(self.log_file, 'ab') as log:
+            self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
                                             start_new_session=True)
-        finally:
-            if self.log_file:
-                stderr.close()
         ready = _read_line(self.process.stdout, START_TIMEOUT)
         if ready != b'ready\n':
             self.stop()

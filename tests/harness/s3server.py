@@ -40,6 +40,7 @@ What moto 5.2.5 (pinned in constraints.txt) does, as checked against it:
 from __future__ import annotations
 
 import configparser
+import importlib.util
 import json
 import os
 import secrets
@@ -52,7 +53,7 @@ from urllib.parse import urlsplit
 
 from tests.harness import netns
 from tests.harness.cluster import free_ports
-from tests.harness.netrelay import Relay
+from tests.harness.netrelay import DIES_WITH_US, Relay
 
 ENDPOINT_ENV = 'RETHINKDB_S3_ENDPOINT'
 CREDENTIALS_ENV = 'RETHINKDB_S3_CREDENTIALS_FILE'
@@ -70,12 +71,10 @@ ALLOW_S3 = {'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Action':
 
 def unavailable() -> str | None:
     """Why an S3 store cannot be had here, or None."""
-    try:
-        import boto3  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-        if not os.environ.get(ENDPOINT_ENV):
-            import moto.server  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-    except ImportError as error:
-        return 'needs %s (requirements-test.txt; run tools/bootstrap)' % error.name
+    wanted = ['boto3'] if os.environ.get(ENDPOINT_ENV) else ['boto3', 'moto', 'flask']
+    missing = [name for name in wanted if importlib.util.find_spec(name) is None]
+    if missing:
+        return 'needs %s (requirements-test.txt; run tools/bootstrap)' % ', '.join(missing)
     return None
 
 
@@ -169,8 +168,8 @@ class S3Store:
         for port in free_ports(3, LOOPBACK):
             env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT=str(UNAUTHENTICATED_SETUP_CALLS))
             with open(log_file, 'ab') as log:
-                self.process = subprocess.Popen(  # pylint: disable=consider-using-with
-                    [sys.executable, '-m', 'moto.server', '-H', LOOPBACK, '-p', str(port)], env=env,
+                self.process = subprocess.Popen(
+                    DIES_WITH_US + [sys.executable, '-m', 'moto.server', '-H', LOOPBACK, '-p', str(port)], env=env,
                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
             try:
                 _wait_listening(LOOPBACK, port, self.process, log_file)
@@ -184,7 +183,7 @@ class S3Store:
 
     def _make_access_key(self) -> dict:
         """The run's IAM user, allowed s3:*, and its access key (random, made by moto)."""
-        import boto3  # pylint: disable=import-outside-toplevel
+        import boto3
         setup_key = 'setup-%s' % self.run_id
         iam = boto3.client('iam', endpoint_url=self.backend_url, region_name=self.region,
                            aws_access_key_id=setup_key, aws_secret_access_key=setup_key)
@@ -209,8 +208,7 @@ class S3Store:
         if port is None:
             port = netns.call_in(netns_name, free_ports, 1, host)[0] if netns_name else free_ports(1, host)[0]
         backend_host, backend_port = self._backend_address()
-        relay = Relay(host, port, backend_host, backend_port, listen_netns=netns_name,
-                      log_file=self.root / 'relay.log')
+        relay = Relay(host, port, backend_host, backend_port, self.root / 'relay.log', listen_netns=netns_name)
         relay.start()
         self.relays.append(relay)
         return relay.url
@@ -238,8 +236,8 @@ class S3Store:
 
     def client(self, **options):
         """A boto3 S3 client straight to the store (path-style addressing), for the test's own checks."""
-        import boto3  # pylint: disable=import-outside-toplevel
-        from botocore.config import Config  # pylint: disable=import-outside-toplevel
+        import boto3
+        from botocore.config import Config
         return boto3.client('s3', endpoint_url=self.backend_url, region_name=self.region,
                             config=Config(s3={'addressing_style': 'path'}), **self._credentials, **options)
 

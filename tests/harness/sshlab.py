@@ -47,6 +47,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
+import json
 import os
 import secrets
 import shlex
@@ -54,20 +55,18 @@ import shutil
 import socket
 import stat
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from tests.harness import netns, stop_server
+from tests.harness import loopfs, netns, stop_server
 from tests.harness.cluster import REPO_ROOT, STOP_SCRIPT, TEST_SERVER, uses_real_server
-from tests.harness.loopfs import loop_filesystem
-from tests.harness.loopfs import unavailable as loopfs_unavailable
 
 SSH_USER = 'rdblab'
 SERVICE_USER = 'rdblab-db'
 SUDOERS_FILE = Path('/etc/sudoers.d/rethinkdb-lab')
-USERS_LOCK = Path('/run/lock/rethinkdb-lab-users.lock')
+LAB_LOCK = Path('/run/lock/rethinkdb-lab.lock')
+REGISTRY = Path('/run/rethinkdb-lab')
 SSHD = '/usr/sbin/sshd'
 SFTP_SERVER = '/usr/lib/openssh/sftp-server'
 NODE_PYTHON = REPO_ROOT / '.build' / 'node-venv' / 'bin' / 'python'
@@ -97,7 +96,7 @@ def unavailable(data_fs: str | None = None) -> str | None:
         if closed:
             return 'the lab users cannot reach %s: %s is not readable and searchable by others' % (path, closed)
     if data_fs:
-        return loopfs_unavailable(data_fs)
+        return loopfs.unavailable(data_fs)
     return None
 
 
@@ -119,10 +118,10 @@ def _run(argv: list, **options) -> subprocess.CompletedProcess:
 
 
 @contextlib.contextmanager
-def _users_lock():
-    """Serialize user and sudoers set-up between labs started at the same moment."""
-    USERS_LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with open(USERS_LOCK, 'a', encoding='ascii') as handle:
+def _lab_lock():
+    """Serialize user and sudoers set-up, and the sweep of dead labs, between labs started at the same moment."""
+    LAB_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(LAB_LOCK, 'a', encoding='ascii') as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -136,7 +135,7 @@ def _user_exists(name: str) -> bool:
 
 def ensure_users() -> None:
     """The SSH user (passwordless sudo) and the service user, created if missing; idempotent."""
-    with _users_lock():
+    with _lab_lock():
         if not _user_exists(SERVICE_USER):
             _run(['useradd', '--system', '--user-group', '--no-create-home', '--home-dir', '/nonexistent',
                   '--shell', '/usr/sbin/nologin', SERVICE_USER])
@@ -150,6 +149,60 @@ def ensure_users() -> None:
             staged.chmod(0o440)
             _run(['visudo', '--check', '--quiet', '--file', str(staged)])
             os.replace(staged, SUDOERS_FILE)
+
+
+def _process_start(pid: int) -> str | None:
+    """A process's start time in clock ticks since boot (with the pid, it names one process), or None."""
+    try:
+        with open('/proc/%d/stat' % pid, encoding='ascii', errors='replace') as handle:
+            return handle.read().rsplit(')', 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _register(lab: Lab) -> Path:
+    """Note the lab, and the process that owns it, where a later lab finds it should this process die."""
+    REGISTRY.mkdir(mode=0o700, exist_ok=True)
+    entry = REGISTRY / (lab.run_id + '.json')
+    entry.write_text(json.dumps({'pid': os.getpid(), 'start': _process_start(os.getpid()), 'root': str(lab.root),
+                                 'namespaces': lab.namespaces()}))
+    return entry
+
+
+def sweep_dead_labs() -> list:
+    """Take down what labs of processes that died without a teardown (SIGKILL, a CI time-out) left behind:
+    their namespaces and the processes in them, mounts, loop devices and directories. Returns their roots."""
+    swept = []
+    with _lab_lock():
+        for entry in sorted(REGISTRY.glob('*.json')) if REGISTRY.is_dir() else []:
+            owner = json.loads(entry.read_text())
+            if _process_start(owner['pid']) == owner['start']:
+                continue
+            for name in owner['namespaces']:
+                netns.delete(name)
+            _release_filesystems(Path(owner['root']))
+            shutil.rmtree(owner['root'], ignore_errors=True)
+            entry.unlink()
+            swept.append(owner['root'])
+    return swept
+
+
+def _release_filesystems(root: Path) -> None:
+    """Unmount everything mounted under root (deepest first) and detach the loop devices of images in it."""
+    with open('/proc/self/mountinfo', encoding='utf-8') as mountinfo:
+        mountpoints = [line.split()[4] for line in mountinfo if line.split()[4].startswith(str(root) + '/')]
+    for mountpoint in sorted(mountpoints, key=len, reverse=True):
+        loopfs.unmount(Path(mountpoint))
+    for device, back_file in _loop_devices():
+        if back_file.startswith(str(root) + '/'):
+            subprocess.run(['losetup', '--detach', device], capture_output=True, check=False)
+
+
+def _loop_devices() -> list:
+    """(device, backing file) of every loop device."""
+    listing = subprocess.run(['losetup', '--list', '--noheadings', '--raw', '--output', 'NAME,BACK-FILE'],
+                             capture_output=True, text=True, check=False).stdout
+    return [tuple(line.split(' ', 1)) for line in listing.splitlines() if ' ' in line]
 
 
 def _owned_by_service_user(path: Path, mode: int = 0o750) -> Path:
@@ -311,6 +364,7 @@ class Lab:
         self.s3_urls: list = []
         self._mounts = contextlib.ExitStack()
         self._namespace_inodes: list = []
+        self._registry_entry: Path | None = None
         self._torn_down = False
         atexit.register(self.teardown)
 
@@ -325,6 +379,10 @@ class Lab:
     def __exit__(self, *exc_info) -> None:
         self.teardown()
 
+    def namespaces(self) -> list:
+        """The names of the lab's network namespaces: the controller's, then the nodes'."""
+        return [self.controller_netns] + [node.netns for node in self.nodes]
+
     def node(self, name) -> LabNode:
         """A node by name ('node2'), 1-based index, or itself."""
         for node in self.nodes:
@@ -336,7 +394,9 @@ class Lab:
 
     def launch(self) -> None:
         """Users, keys, directories, namespaces and links, sshd and servers; returns once the cluster is whole."""
+        sweep_dead_labs()
         ensure_users()
+        self._registry_entry = _register(self)
         Path('/run/sshd').mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
         self._make_keys()
         self._make_network()
@@ -360,7 +420,7 @@ class Lab:
                 handle.write(self.password + '\n')
 
     def _make_network(self) -> None:
-        for name in [self.controller_netns] + [node.netns for node in self.nodes]:
+        for name in self.namespaces():
             netns.create(name)
             self._namespace_inodes.append(netns.inode(name))
         netns.ip(self.controller_netns, 'link', 'add', BRIDGE, 'type', 'bridge', 'forward_delay', '0')
@@ -383,7 +443,7 @@ class Lab:
         _owned_by_service_user(node.log_dir)
         if self.data_fs:
             mountpoint = self._mounts.enter_context(
-                loop_filesystem(node.dir / self.data_fs, self.data_fs, self.fs_megabytes))
+                loopfs.loop_filesystem(node.dir / self.data_fs, self.data_fs, self.fs_megabytes))
             node.data_parent = mountpoint / 'rethinkdb'
             if self.data_fs == 'btrfs':
                 _run(['btrfs', 'subvolume', 'create', str(node.data_parent)])
@@ -432,7 +492,7 @@ class Lab:
 
     def write_inventory(self, path=None, group: str = 'rethinkdb', **group_vars) -> Path:
         """Write the inventory as YAML (default: <lab>/inventory.yml) and return its path."""
-        import yaml  # pylint: disable=import-outside-toplevel
+        import yaml
         path = Path(path) if path is not None else self.root / 'inventory.yml'
         path.write_text(yaml.safe_dump(self.inventory(group, **group_vars), default_flow_style=False,
                                        sort_keys=False))
@@ -483,7 +543,7 @@ class Lab:
 
         Use it from any thread; do not call its reconnect(), which would dial from the caller's namespace.
         """
-        from rethinkdb import RethinkDB  # pylint: disable=import-outside-toplevel
+        from rethinkdb import RethinkDB
         return self.call_in(node, RethinkDB().connect, host='127.0.0.1', port=DRIVER_PORT,
                             password=self.password or '', timeout=timeout, **options)
 
@@ -533,8 +593,8 @@ class Lab:
 
     def wait_connected(self, timeout: float = START_TIMEOUT) -> None:
         """Wait until every running server answers on its node and lists all running servers as connected."""
-        from rethinkdb import RethinkDB  # pylint: disable=import-outside-toplevel
-        from rethinkdb.errors import ReqlError  # pylint: disable=import-outside-toplevel
+        from rethinkdb import RethinkDB
+        from rethinkdb.errors import ReqlError
         r = RethinkDB()
         deadline = time.monotonic() + timeout
         pending = self.running_nodes()
@@ -585,7 +645,7 @@ class Lab:
         if node.sshd is not None and node.sshd.poll() is None:
             return
         with open(node.sshd_dir / 'sshd.log', 'ab') as log:
-            node.sshd = subprocess.Popen(  # pylint: disable=consider-using-with
+            node.sshd = subprocess.Popen(
                 netns.enter_argv(node.netns) + [SSHD, '-D', '-e', '-f', str(node.sshd_dir / 'sshd_config')],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT
@@ -629,7 +689,7 @@ class Lab:
             for node in self.nodes:
                 if node.running():
                     self.run(node, node.stop_command(), check=False, timeout=STOP_TIMEOUT + 10)
-            for name in [node.netns for node in self.nodes] + [self.controller_netns]:
+            for name in reversed(self.namespaces()):
                 netns.delete(name)
             for node in self.nodes:
                 if node.sshd is not None:
@@ -639,12 +699,13 @@ class Lab:
                 self._mounts.close()
             finally:
                 shutil.rmtree(self.root, ignore_errors=True)
+                if self._registry_entry is not None:
+                    self._registry_entry.unlink(missing_ok=True)
 
     def leftovers(self) -> list:
         """What of the lab still exists (empty after a clean teardown): namespaces, processes in them, mounts,
         loop devices and the lab's directory."""
-        found = ['namespace %s' % name for name in [self.controller_netns] + [node.netns for node in self.nodes]
-                 if netns.exists(name)]
+        found = ['namespace %s' % name for name in self.namespaces() if netns.exists(name)]
         wanted = set(inode for inode in self._namespace_inodes if inode is not None)
         for entry in os.listdir('/proc'):
             try:
@@ -655,11 +716,12 @@ class Lab:
         with open('/proc/self/mountinfo', encoding='utf-8') as mountinfo:
             found += ['mount %s' % line.split()[4] for line in mountinfo
                       if line.split()[4].startswith(str(self.root))]
-        loops = subprocess.run(['losetup', '--list', '--noheadings', '--output', 'NAME,BACK-FILE'],
-                               capture_output=True, text=True, check=False).stdout
-        found += ['loop device %s' % line for line in loops.splitlines() if str(self.root) in line]
+        found += ['loop device %s (%s)' % (device, back_file) for device, back_file in _loop_devices()
+                  if back_file.startswith(str(self.root) + '/')]
         if self.root.exists():
             found.append('directory %s' % self.root)
+        if self._registry_entry is not None and self._registry_entry.exists():
+            found.append('registry entry %s' % self._registry_entry)
         return found
 
 

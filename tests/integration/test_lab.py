@@ -10,6 +10,8 @@ import base64
 import hashlib
 import os
 import pwd
+import subprocess
+import sys
 
 import pytest
 from rethinkdb import RethinkDB
@@ -265,3 +267,48 @@ def test_a_btrfs_lab_goes_away_without_a_trace(tmp_path):
         assert lab.leftovers() == []
         assert not relays[0].running()
         assert len(store.relays) == 1
+
+
+def test_two_labs_at_once_share_addresses_but_nothing_else():
+    reason = sshlab.unavailable()
+    if reason:
+        pytest.skip(reason)
+    with sshlab.Lab(size=1) as first, sshlab.Lab(size=1) as second:
+        assert first.node(1).address == second.node(1).address
+        assert set(first.namespaces()).isdisjoint(second.namespaces())
+        with first.connect(1) as one, second.connect(1) as other:
+            assert one.server()['id'] != other.server()['id']
+        for lab in (first, second):
+            assert lab.ssh('node1', ['cat', str(lab.authorized_keys)]).stdout == lab.authorized_keys.read_text()
+    assert first.leftovers() == [] and second.leftovers() == []
+
+
+LAB_OF_A_PROCESS_THAT_DIES = '''
+import time
+from tests.harness import sshlab
+lab = sshlab.Lab(size=1, data_fs="btrfs")
+lab.launch()
+print(lab.root, *lab.namespaces(), flush=True)
+time.sleep(600)
+'''
+
+
+def test_the_lab_of_a_killed_process_is_swept_by_the_next_one():
+    reason = sshlab.unavailable('btrfs')
+    if reason:
+        pytest.skip(reason)
+    owner = subprocess.Popen([sys.executable, '-c', LAB_OF_A_PROCESS_THAT_DIES], stdout=subprocess.PIPE, text=True,
+                             cwd=str(sshlab.REPO_ROOT))
+    try:
+        root, *namespaces = owner.stdout.readline().split()
+        assert [name for name in namespaces if os.path.exists('/run/netns/' + name)] == namespaces
+    finally:
+        owner.kill()
+        owner.wait()
+        owner.stdout.close()
+    assert root in sshlab.sweep_dead_labs()
+    assert not os.path.exists(root)
+    assert not [name for name in namespaces if os.path.exists('/run/netns/' + name)]
+    with open('/proc/self/mountinfo', encoding='utf-8') as mountinfo:
+        assert root not in mountinfo.read()
+    assert root not in subprocess.run(['losetup', '--list'], capture_output=True, text=True, check=True).stdout
