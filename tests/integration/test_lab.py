@@ -157,6 +157,27 @@ def test_sshd_and_server_stop_and_start(shared_lab, ansible):
     shared_lab.start_server('node2')
     assert servers_seen(shared_lab, 'node1') == ['node1', 'node2', 'node3']
 
+    stopped = ansible.playbook(SERVER_COMMANDS, extra_vars={'action': 'stop'}, limit='node3')
+    assert stopped.result('server command', 'node3')['rc'] == 0
+    assert not shared_lab.node('node3').running()
+    started = ansible.playbook(SERVER_COMMANDS, extra_vars={'action': 'start'}, limit='node3')
+    assert started.result('server command', 'node3')['rc'] == 0
+    shared_lab.wait_connected()
+    pid = shared_lab.node('node3').pid()
+    assert os.stat('/proc/%d' % pid).st_uid == pwd.getpwnam(sshlab.SERVICE_USER).pw_uid
+    assert servers_seen(shared_lab, 'node3') == ['node1', 'node2', 'node3']
+
+
+SERVER_COMMANDS = '''
+- hosts: rethinkdb
+  gather_facts: false
+  tasks:
+    - name: server command
+      ansible.builtin.command:
+        argv: "{{ rethinkdb_start_command if action == 'start' else rethinkdb_stop_command }}"
+      changed_when: true
+'''
+
 
 def _sha256(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
