@@ -162,10 +162,11 @@ def _process_start(pid: int) -> str | None:
 
 def _register(lab: Lab) -> Path:
     """Note the lab, and the process that owns it, where a later lab finds it should this process die."""
-    REGISTRY.mkdir(mode=0o700, exist_ok=True)
     entry = REGISTRY / (lab.run_id + '.json')
-    entry.write_text(json.dumps({'pid': os.getpid(), 'start': _process_start(os.getpid()), 'root': str(lab.root),
-                                 'namespaces': lab.namespaces()}))
+    with _lab_lock():
+        REGISTRY.mkdir(mode=0o700, exist_ok=True)
+        entry.write_text(json.dumps({'pid': os.getpid(), 'start': _process_start(os.getpid()),
+                                     'root': str(lab.root), 'namespaces': lab.namespaces()}))
     return entry
 
 
