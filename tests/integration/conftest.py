@@ -1,5 +1,6 @@
 """Integration fixtures: a local cluster (test server, or real servers with RETHINKDB_BIN) and real
-ansible-playbook runs against its generated inventory, whose task results come back as data."""
+ansible-playbook runs against its generated inventory, whose task results come back as data; an SSH lab of
+nodes in network namespaces (tests/harness/sshlab) and an S3 store (tests/harness/s3server)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.harness import s3server, sshlab
 from tests.harness.cluster import Cluster
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,12 +47,15 @@ class PlaybookRun:
 
 
 class Ansible:
-    """Runs ansible-playbook with the collection from this checkout, against one inventory."""
+    """Runs ansible-playbook with the collection from this checkout, against one inventory; `command_prefix`
+    runs it through another command (the SSH lab's controller namespace)."""
 
-    def __init__(self, workdir: Path, inventory: Path, collections_path: Path = REPO / '.build' / 'collections'):
+    def __init__(self, workdir: Path, inventory: Path, collections_path: Path = REPO / '.build' / 'collections',
+                 command_prefix: list | None = None):
         self.workdir = workdir
         self.inventory = inventory
         self.collections_path = collections_path
+        self.command_prefix = list(command_prefix or [])
         self.runs = 0
 
     def command(self, playbook, extra_vars: dict | None = None, check: bool = False, diff: bool = False,
@@ -63,7 +68,7 @@ class Ansible:
             path = self.workdir / ('playbook%d.yml' % self.runs)
             path.write_text(textwrap.dedent(playbook))
             playbook = str(path)
-        argv = [str(Path(sys.executable).parent / 'ansible-playbook'), '-i', str(self.inventory), str(playbook), '--forks', str(forks)]
+        argv = self.command_prefix + [str(Path(sys.executable).parent / 'ansible-playbook'), '-i', str(self.inventory), str(playbook), '--forks', str(forks)]
         if extra_vars:
             vars_file = self.workdir / ('vars%d.json' % self.runs)
             vars_file.write_text(json.dumps(extra_vars))
@@ -148,3 +153,44 @@ def fixture_ansible(cluster, tmp_path):
     inventory = write_inventory(cluster, tmp_path / 'inventory.yml', rethinkdb_backup_root=str(tmp_path / 'backups'),
                                 rethinkdb_backup_node_dir=str(tmp_path / 'node-dirs'))
     return Ansible(tmp_path, inventory)
+
+
+@pytest.fixture(name='lab_factory')
+def fixture_lab_factory():
+    """Start SSH labs (torn down after the test) with any Lab() arguments; skips where no lab can be made."""
+    started = []
+
+    def start(size: int = 3, **options) -> sshlab.Lab:
+        reason = sshlab.unavailable(options.get('data_fs'))
+        if reason:
+            pytest.skip('SSH lab: %s' % reason)
+        lab = sshlab.Lab(size=size, **options)
+        started.append(lab)
+        lab.launch()
+        return lab
+
+    yield start
+    for lab in started:
+        lab.teardown()
+
+
+@pytest.fixture(name='lab')
+def fixture_lab(lab_factory):
+    """A fresh 3-node SSH lab."""
+    return lab_factory(3)
+
+
+@pytest.fixture(name='lab_ansible')
+def fixture_lab_ansible(lab, tmp_path):
+    """ansible-playbook inside the lab's controller namespace, against the lab's inventory (SSH, become)."""
+    return Ansible(tmp_path, lab.write_inventory(tmp_path / 'inventory.yml'), command_prefix=lab.controller_argv())
+
+
+@pytest.fixture(name='s3_store')
+def fixture_s3_store(tmp_path_factory):
+    """An S3 store (moto on loopback, or RETHINKDB_S3_ENDPOINT's) for one test; skips where none can be had."""
+    reason = s3server.unavailable()
+    if reason:
+        pytest.skip('S3 store: %s' % reason)
+    with s3server.S3Store(tmp_path_factory.mktemp('s3')) as store:
+        yield store
