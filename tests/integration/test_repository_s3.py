@@ -8,17 +8,27 @@ from __future__ import annotations
 import base64
 import datetime
 import hashlib
+import ipaddress
 import os
+import secrets
+import socket
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import repository_s3
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository import PartStat, RepositoryError
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_s3 import MIB, S3Repository
 from tests.harness import s3server
+from tests.harness.cluster import free_ports
 
 CLUSTER = 'prod'
 SET_ID = '20261124T163000Z-snapshot-3f9a'
@@ -401,3 +411,87 @@ def test_stopped_store_is_unreachable_by_name(store, repository):
         repository.check_reachable(CLUSTER)
 
     assert str(failed.value).startswith('S3 endpoint %s cannot be reached to reach bucket %s' % (store.endpoint_url, repository.bucket))
+
+
+def write_private_ca(directory) -> tuple:
+    """A CA of the test's own and a certificate it signed for 127.0.0.1: (ca file, certificate file, key file)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'rethinkdb tests private CA')])
+    ca_certificate = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                     key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256()))
+    certificate = (
+        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, '127.0.0.1')]))
+        .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address('127.0.0.1'))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256()))
+    paths = (directory / 'ca.pem', directory / 'server.pem', directory / 'server.key')
+    paths[0].write_bytes(ca_certificate.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    paths[2].chmod(0o600)
+    return tuple(str(path) for path in paths)
+
+
+@pytest.fixture(name='tls_store')
+def fixture_tls_store(tmp_path):
+    """moto's server speaking HTTPS on loopback with a certificate of a private CA: (endpoint, CA file, credentials file)."""
+    if s3server.unavailable() or os.environ.get(s3server.ENDPOINT_ENV):
+        pytest.skip('needs moto here (the TLS store is moto with a certificate of the test\'s own CA)')
+    ca_file, certificate_file, key_file = write_private_ca(tmp_path)
+    credentials = tmp_path / 'tls-credentials'
+    descriptor = os.open(credentials, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, 'w', encoding='utf-8') as stream:
+        stream.write('[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' % (secrets.token_hex(10), secrets.token_hex(20)))
+    [port] = free_ports(1, '127.0.0.1')
+    with open(tmp_path / 'moto-tls.log', 'wb') as log:
+        server = subprocess.Popen([sys.executable, '-m', 'moto.server', '-H', '127.0.0.1', '-p', str(port), '-c', certificate_file, '-k', key_file],
+                                  stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(('127.0.0.1', port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, (tmp_path / 'moto-tls.log').read_text(errors='replace')
+                time.sleep(0.1)
+        yield 'https://127.0.0.1:%d' % port, ca_file, str(credentials)
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
+
+
+def test_store_behind_a_private_ca_needs_ca_bundle(tls_store):
+    endpoint, ca_file, credentials = tls_store
+    untrusting = S3Repository('s3://rethinkdb-tls-tests/x', endpoint_url=endpoint, region='us-east-1', credentials_file=credentials)
+
+    with pytest.raises(RepositoryError) as failed:
+        untrusting.check_reachable(CLUSTER)
+
+    assert str(failed.value).startswith('TLS with %s failed to reach bucket rethinkdb-tls-tests (' % endpoint)
+    assert str(failed.value).endswith('): give ca_bundle when it uses a private CA, or fix endpoint_url')
+
+    trusting = S3Repository('s3://rethinkdb-tls-tests/x', endpoint_url=endpoint, region='us-east-1', credentials_file=credentials,
+                            ca_bundle=ca_file)
+    trusting.client.create_bucket(Bucket='rethinkdb-tls-tests')
+    trusting.begin(CLUSTER, SET_ID, RUN)
+    data = os.urandom(9 * MIB)
+    facts = write_part(trusting, data)
+    assert facts['store_checksum'] == expected_composite(data, 8 * MIB)
+    assert read_part(trusting) == data
