@@ -32,6 +32,16 @@ class RepositoryError(Exception):
     """The repository cannot be reached or refused an operation; the message says what to fix."""
 
 
+class MissingLibraryError(RepositoryError):
+    """A library that a feature needs is not installed on this host (boto3 for s3, jmespath for queries):
+    modules fail with missing_required_lib(error.library) and exception=error.import_traceback."""
+
+    def __init__(self, library: str, import_traceback: str) -> None:
+        super().__init__('the Python library %s is required on this host: install it (pip install %s)' % (library, library))
+        self.library = library
+        self.import_traceback = import_traceback
+
+
 class StoredSet(NamedTuple):
     """One set as the repository stores it, before anyone read its manifest."""
 

@@ -36,7 +36,7 @@ import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository import (
-    FAILED_MARKER, RUN_RECORD, S3_URL_RE, PartStat, PartWriter, Repository, RepositoryError, StoredSet)
+    FAILED_MARKER, RUN_RECORD, S3_URL_RE, MissingLibraryError, PartStat, PartWriter, Repository, RepositoryError, StoredSet)
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import MANIFEST, is_set_id
 
 try:
@@ -73,16 +73,6 @@ CREDENTIAL_CODES = ('InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidToken
 DENIED_CODES = ('AccessDenied', 'AllAccessDisabled', 'Forbidden', '403')
 REGION_CODES = ('PermanentRedirect', 'AuthorizationHeaderMalformed', 'IllegalLocationConstraintException', '301')
 DIGEST_CODES = ('BadDigest', 'InvalidDigest', 'XAmzContentChecksumMismatch', 'XAmzContentSHA256Mismatch')
-
-
-class MissingLibraryError(RepositoryError):
-    """boto3 is not installed where an s3 repository is opened: modules fail with
-    missing_required_lib(error.library) and exception=error.import_error."""
-
-    def __init__(self, library: str, import_error: str):
-        super().__init__('an s3 repository needs the Python library %s on this host: install it (pip install %s)' % (library, library))
-        self.library = library
-        self.import_error = import_error
 
 
 def part_size(size_hint: int | None) -> int:
@@ -646,6 +636,11 @@ class S3Repository(Repository):
     @staticmethod
     def _leftover_name(upload: dict, url: str) -> str:
         return '%s (upload begun %s, never completed)' % (url, upload['Initiated'].astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'))
+
+    def write_report(self, cluster, name, data):
+        key = '%sreports/%s' % (self._cluster_prefix(cluster), name)
+        self._put_small(key, data, 'write report %s' % self.url(key))
+        return self.url(key)
 
     def leftovers(self, cluster, older_than):
         """Multipart uploads under the cluster's prefix begun before older_than: what writers that were

@@ -15,7 +15,7 @@ import traceback
 from typing import Callable, NamedTuple
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository import (
-    FAILED_MARKER, RUN_RECORD, Repository, RepositoryError, StoredSet)
+    FAILED_MARKER, RUN_RECORD, MissingLibraryError, Repository, RepositoryError, StoredSet)
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import (
     MANIFEST, TOPOLOGY_V1, FormatError, format_time, is_set_id, parse_manifest, set_id_method, set_id_time,
     shown, topology_problems, utc_now)
@@ -28,15 +28,6 @@ FUTURE_TOLERANCE = datetime.timedelta(minutes=10)
 
 class CatalogError(Exception):
     """A request about sets that cannot be met; the message says what to fix."""
-
-
-class MissingLibraryError(CatalogError):
-    """A library that one feature needs is not installed (modules report it with missing_required_lib)."""
-
-    def __init__(self, library: str, import_traceback: str) -> None:
-        super().__init__('The Python library %s is required' % library)
-        self.library = library
-        self.import_traceback = import_traceback
 
 
 class Inspection(NamedTuple):

@@ -407,8 +407,8 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import set_catalog
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository import (
-    RepositoryError, repository_argument_spec, repository_from_params)
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_catalog import CatalogError, MissingLibraryError
+    MissingLibraryError, RepositoryError, repository_argument_spec, repository_from_params)
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_catalog import CatalogError
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import (
     METHODS, FormatError, build_manifest, check_cluster, format_time, iso_from_epoch, manifest_bytes, manifest_tables,
     new_set_id, set_id_method, set_id_time, snapshot_record, topology_record, utc_now)

@@ -262,8 +262,8 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import set_catalog
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository import (
-    RepositoryError, repository_argument_spec, repository_from_params)
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_catalog import CatalogError, MissingLibraryError
+    MissingLibraryError, RepositoryError, repository_argument_spec, repository_from_params)
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_catalog import CatalogError
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import FormatError, check_cluster
 
 

@@ -222,7 +222,7 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import archiv
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.fault_points import checkpoint
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.files import fsync_dir, free_bytes
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository import (
-    RepositoryError, part_source, repository_argument_spec)
+    MissingLibraryError, RepositoryError, part_source, repository_argument_spec)
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.restore_journal import (
     UNTOUCHED, Journal, JournalError, Paths, data_dir_inode, finish_swap, is_unfinished, undo_swap)
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import SHA256_RE, FormatError, set_id_time
@@ -471,6 +471,8 @@ def main():
     steps = dict(staged=stage, swapped=swap, finished=finish, rolled_back=roll_back)
     try:
         result = steps[params['state']](module, journal, paths)
+    except MissingLibraryError as exc:
+        module.fail_json(msg=missing_required_lib(exc.library), exception=exc.import_traceback)
     except JournalError as exc:
         module.fail_json(msg=str(exc), journal=journal.read() if os.path.exists(journal.path) else None)
     except (archive.ArchiveError, encryption.EncryptionError, RepositoryError) as exc:

@@ -344,7 +344,7 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import archiv
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.encryption import PYRAGE_IMPORT_ERROR, EncryptionError
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.files import existing_ancestor, free_bytes
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository import (
-    RepositoryError, parse_location, part_destination, repository_argument_spec, repository_from_params)
+    MissingLibraryError, RepositoryError, parse_location, part_destination, repository_argument_spec, repository_from_params)
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import FormatError, iso_from_epoch, node_part_path, set_id_time
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_backends import (
     backend_of, module_commands, planned_backend, snapshot_argument_spec)
@@ -537,6 +537,8 @@ def main():
                  absent=lambda: absent(module, lock, commands))
     try:
         result = steps[params['state']]()
+    except MissingLibraryError as exc:
+        module.fail_json(msg=missing_required_lib(exc.library), exception=exc.import_traceback)
     except SnapshotError as exc:
         module.fail_json(msg=str(exc), lock_file=lock.path, **exc.details)
     except (archive.ArchiveError, EncryptionError, RepositoryError, FormatError) as exc:

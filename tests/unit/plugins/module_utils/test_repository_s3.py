@@ -145,7 +145,7 @@ def test_missing_boto3_is_a_repository_error_naming_the_library(monkeypatch):
 
     assert isinstance(missing.value, RepositoryError)
     assert missing.value.library == 'boto3'
-    assert 'No module named boto3' in missing.value.import_error
+    assert 'No module named boto3' in missing.value.import_traceback
 
 
 def test_small_part_is_one_put_with_its_sha256(repository, stub):
