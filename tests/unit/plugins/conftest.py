@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 
 import pytest
 
@@ -59,3 +61,52 @@ def fake_mounts(monkeypatch, *lines):
     table = [Mount(line) for line in lines]
     monkeypatch.setattr(snapshot_base, 'mounts', lambda: table)
     return table
+
+
+FAKE_SYSTEMCTL = '''#!%s
+"""A stand-in systemctl: units are active when their name is in the state file; every call is logged."""
+import os, sys
+state_dir = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(state_dir, 'calls.log'), 'a') as log:
+    log.write(' '.join(sys.argv[1:]) + '\\n')
+active_file = os.path.join(state_dir, 'active')
+active = open(active_file).read().split() if os.path.exists(active_file) else []
+verb, unit = sys.argv[1], sys.argv[-1]
+if verb == 'is-active':
+    sys.exit(0 if unit in active else 3)
+if unit.startswith('broken'):
+    sys.stderr.write('Job for %%s failed because the control process exited with error code.\\n' %% unit)
+    sys.exit(1)
+active = [name for name in active if name != unit] + ([unit] if verb == 'start' else [])
+open(active_file, 'w').write(' '.join(active))
+'''
+
+
+class Systemctl:
+    """The fake systemctl's state and log."""
+
+    def __init__(self, directory):
+        self.directory = directory
+
+    def set_active(self, *units):
+        (self.directory / 'active').write_text(' '.join(units))
+
+    def active(self) -> list:
+        path = self.directory / 'active'
+        return path.read_text().split() if path.exists() else []
+
+    def calls(self) -> list:
+        path = self.directory / 'calls.log'
+        return path.read_text().splitlines() if path.exists() else []
+
+
+@pytest.fixture(name='systemctl')
+def fake_systemctl(tmp_path, monkeypatch):
+    """A `systemctl` first on PATH that keeps unit states in a file (no real unit is ever touched)."""
+    directory = tmp_path / 'fake-bin'
+    directory.mkdir()
+    tool = directory / 'systemctl'
+    tool.write_text(FAKE_SYSTEMCTL % sys.executable)
+    tool.chmod(0o755)
+    monkeypatch.setenv('PATH', '%s:%s' % (directory, os.environ.get('PATH', os.defpath)))
+    return Systemctl(directory)

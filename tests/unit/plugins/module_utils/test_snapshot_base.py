@@ -1,4 +1,4 @@
-"""Shared snapshot helpers: mount table, checked commands, the wait for the shared instant, JSON records."""
+"""Shared snapshot helpers: mount table, checked commands, the wait for the shared instant, names and sizes."""
 
 from __future__ import annotations
 
@@ -100,10 +100,6 @@ def test_wait_until_a_past_instant_returns_at_once_and_says_how_late():
     assert late_ms >= 2000
 
 
-def test_iso_utc_has_milliseconds_and_z():
-    assert snapshot_base.iso_utc(1795537800.1239) == '2026-11-24T16:30:00.123Z'
-
-
 def test_tree_bytes_counts_hard_links_once_and_ignores_symlinks(tmp_path):
     (tmp_path / 'a').write_bytes(b'x' * 100)
     os.link(str(tmp_path / 'a'), str(tmp_path / 'b'))
@@ -112,16 +108,6 @@ def test_tree_bytes_counts_hard_links_once_and_ignores_symlinks(tmp_path):
     (tmp_path / 'sub' / 'd').write_bytes(b'y' * 10)
 
     assert snapshot_base.tree_bytes(str(tmp_path)) == 110
-
-
-def test_read_json_tells_a_missing_record_from_a_damaged_one(tmp_path):
-    (tmp_path / 'good.json').write_text('{"phase": "done"}')
-    (tmp_path / 'bad.json').write_text('{')
-
-    assert snapshot_base.read_json(str(tmp_path / 'good.json')) == {'phase': 'done'}
-    assert snapshot_base.read_json(str(tmp_path / 'none.json')) is None
-    with pytest.raises(SnapshotError, match='bad.json is not valid JSON'):
-        snapshot_base.read_json(str(tmp_path / 'bad.json'))
 
 
 def test_snapshot_names_differ_per_data_directory():

@@ -1,5 +1,6 @@
 """Snapshots on real filesystems: btrfs and XFS on loop devices (root only), the fsfreeze watchdog after the
-module is killed, and the stopped backend around a running dummy server."""
+module is killed, and the stopped backend around a running dummy server; each archive restored with
+data_restore and compared with what the snapshot captured."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ import time
 
 import pytest
 
-from ansible_collections.bigchaindb.rethinkdb.plugins.modules import data_restore, snapshot
+from ansible_collections.bigchaindb.rethinkdb.plugins.modules import data_restore, snapshot, snapshot_info
 from tests.harness.loopfs import loop_filesystem
 from tests.unit.plugins.fake_reql import run_module
 
 SET_ID = '20261124T163000Z-snapshot-3f9a'
+RESTORE_ID = '20261202T051500Z-a1b2'
 TOOLS = ('losetup', 'mount', 'umount', 'mkfs.btrfs', 'mkfs.xfs', 'btrfs', 'fsfreeze')
 needs_loop_devices = pytest.mark.skipif(os.geteuid() != 0 or not all(shutil.which(tool) for tool in TOOLS),
                                         reason='needs root, loop devices, btrfs-progs, xfsprogs and fsfreeze')
@@ -75,14 +77,17 @@ def assert_crash_consistent(captured_path, live_path, synced_before):
 
 
 def archive_and_compare(args, read_path, tmp_path, capsys):
-    """Archive the snapshot, unpack the archive with data_restore, and compare with the snapshot."""
+    """Archive the snapshot, restore the archive with data_restore, and compare with the snapshot."""
     dest = str(tmp_path / 'out' / 'data.tar.zst')
-    archived = run_module(snapshot.main, dict(args, state='archived', dest=dest), capsys)
-    assert archived['changed'] is True and archived['raw_bytes'] > 0
+    archived = run_module(snapshot.main, dict(args, state='archived', dest=dest, server='node1'), capsys)
+    assert archived['changed'] is True and archived['part']['raw_bytes'] > 0
     restored_dir = str(tmp_path / 'restored' / 'default')
     os.makedirs(os.path.dirname(restored_dir))
-    restored = run_module(data_restore.main, dict(archive=dest, sha256=archived['sha256'], data_dir=restored_dir, set_id=SET_ID), capsys)
-    assert restored['changed'] is True and restored['raw_bytes'] == archived['raw_bytes']
+    restore = dict(data_dir=restored_dir, restore_id=RESTORE_ID)
+    staged = run_module(data_restore.main, dict(restore, archive=dest, part=archived['part'], set_id=SET_ID), capsys)
+    swapped = run_module(data_restore.main, dict(restore, state='swapped'), capsys)
+    assert staged['changed'] is True and staged['raw_bytes'] == archived['part']['raw_bytes']
+    assert swapped['changed'] is True and swapped['moved_aside_to'] is None
     assert subprocess.run(['diff', '-r', '--no-dereference', read_path, restored_dir], capture_output=True, check=False).returncode == 0
     assert os.stat(read_path).st_mode == os.stat(restored_dir).st_mode
 
@@ -98,7 +103,7 @@ def test_btrfs_snapshot_of_a_subvolume_while_a_writer_appends(tmp_path, capsys):
         writer.start()
         args = dict(data_dir=data_dir, set_id=SET_ID, backend='btrfs')
         try:
-            checked = run_module(snapshot.main, dict(args, state='check'), capsys)
+            checked = run_module(snapshot_info.main, args, capsys)
             time.sleep(0.1)
             at = time.time() + 0.3
             synced_before = writer.synced
@@ -154,7 +159,7 @@ def test_fsfreeze_copies_to_another_filesystem_while_writes_wait(tmp_path, capsy
         writer.start()
         args = dict(data_dir=data_dir, set_id=SET_ID, backend='fsfreeze', staging_dir=str(staging), freeze_timeout=60)
         try:
-            same_filesystem = run_module(snapshot.main, dict(args, state='check', staging_dir=str(mountpoint)), capsys)
+            same_filesystem = run_module(snapshot_info.main, dict(args, staging_dir=str(mountpoint)), capsys)
             time.sleep(0.1)
             synced_before = writer.synced
             taken = run_module(snapshot.main, dict(args, state='present', at=time.time() + 0.2), capsys)
@@ -162,7 +167,7 @@ def test_fsfreeze_copies_to_another_filesystem_while_writes_wait(tmp_path, capsy
         finally:
             writer.stop()
 
-        assert same_filesystem['failed'] is True and 'is on the filesystem that fsfreeze freezes' in same_filesystem['msg']
+        assert [problem for problem in same_filesystem['problems'] if 'is on the filesystem that fsfreeze freezes' in problem]
         assert taken['changed'] is True and 0 < taken['freeze_ms'] <= taken['took_ms']
         read_path = taken['snapshot']['read_path']
         assert read_path == str(staging / ('default.snapshot-' + SET_ID))
