@@ -224,7 +224,7 @@ def test_a_tree_that_cannot_be_archived_stops_the_encryption_too(tree, tmp_path)
 
     worker = threading.Thread(target=archive_it, name='age test worker', daemon=True)
     worker.start()
-    worker.join(3)
+    worker.join(2)
 
     assert outcome == ['%s is a device or FIFO; a data directory holds none, and a restore would refuse it' % os.path.join(tree, 'pipe')], \
         'write_archive with recipients hangs when the tree cannot be archived (ThreadedWriter.abort waits for its stage forever)'

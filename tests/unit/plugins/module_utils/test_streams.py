@@ -206,7 +206,7 @@ def test_abort_stops_a_stage_that_waits_for_more_input():
     aborting = threading.Thread(target=lambda: (writer.abort(), aborted.set()), name='stage abort', daemon=True)
 
     aborting.start()
-    aborting.join(3)
+    aborting.join(2)
 
     assert aborted.is_set(), 'ThreadedWriter.abort() hangs while its stage waits for input'
 
