@@ -365,7 +365,7 @@ def extract(source, target: str, sha256: str | None = None, index: list | None =
     members = None
     try:
         members = _Members(zstandard.ZstdDecompressor().stream_reader(decrypted or stored, read_size=CHUNK_BYTES,
-                                                                       read_across_frames=True))
+                                                                      read_across_frames=True))
         for member in members:
             unpacker.unpack(members, member)
         members.drain()

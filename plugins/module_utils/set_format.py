@@ -237,7 +237,7 @@ TOPOLOGY_SCHEMA: Schema = {
     'version': (_is_text, 'the RethinkDB version'),
     'version_string': (_is_text, "the server's version string"),
     'servers': (lambda value: isinstance(value, list) and all(isinstance(item, dict) and _is_text(item.get('name'))
-                                                             and _is_texts(item.get('tags')) for item in value),
+                                                              and _is_texts(item.get('tags')) for item in value),
                 'a list of servers with name and tags'),
     'tables': (lambda value: isinstance(value, dict), 'the tables by database.table'),
     'issues': (lambda value: isinstance(value, list), 'a list of issues'),
