@@ -345,8 +345,8 @@ def test_durable_unpacking_fsyncs_every_file_and_directory(tree, tmp_path, monke
 
     unpack(dest, target)
 
-    expected = [target, str(tmp_path)] + [os.path.join(target, name) for name in ('log_file', 'metadata', 'tables', 'tables/empty',
-                                                                                   'tables/votes.data')]
+    names = ('log_file', 'metadata', 'tables', 'tables/empty', 'tables/votes.data')
+    expected = [target, str(tmp_path)] + [os.path.join(target, name) for name in names]
     assert sorted(set(synced)) == sorted(expected)
     synced.clear()
     unpack(dest, str(tmp_path / 'quick'), durable=False)

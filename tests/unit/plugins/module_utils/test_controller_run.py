@@ -119,4 +119,3 @@ def test_a_record_without_a_process_is_unknown():
 
     assert run_state(run) == 'unknown'
     assert run_state(dict(run, pid=None)) == 'unknown'
-

@@ -539,9 +539,9 @@ def test_check_reachable_names_a_set_that_is_not_there_and_a_repository_that_is_
     with pytest.raises(RepositoryError) as a_file:
         LocalRepository(str(tmp_path / 'file')).check_reachable(CLUSTER)
 
+    partial = tmp_path / 'mnt' / CLUSTER / (SET_ID + '.partial')
     assert str(not_mounted.value) == ('path:%s does not hold set %s being written (%s is missing): mount the shared repository at %s '
-                                      'on this node' % (tmp_path / 'mnt', SET_ID, tmp_path / 'mnt' / CLUSTER / (SET_ID + '.partial'),
-                                                         tmp_path / 'mnt'))
+                                      'on this node' % (tmp_path / 'mnt', SET_ID, partial, tmp_path / 'mnt'))
     assert str(a_file.value) == 'repository %s is not a directory' % (tmp_path / 'file')
 
 

@@ -456,8 +456,8 @@ def test_keep_days_keeps_younger_sets_and_always_the_newest_good_one():
     assert verdicts(plan) == ([(sets[1]['set_id'], 'older than 2 days'), (sets[2]['set_id'], 'older than 2 days')],
                               [(sets[0]['set_id'], 'the newest dump set that passes its check is never deleted')])
     assert [verdict['set_id'] for verdict in mixed.delete] == [sets[0]['set_id'], sets[1]['set_id'], sets[2]['set_id']]
-    assert sorted(verdict['why'] for verdict in mixed.keep) == ['the newest dump set that passes its check is never deleted',
-                                                               'younger than 2 days']
+    assert sorted(verdict['why'] for verdict in mixed.keep) == [
+        'the newest dump set that passes its check is never deleted', 'younger than 2 days']
 
 
 def test_keep_last_and_keep_days_together_keep_what_either_keeps():

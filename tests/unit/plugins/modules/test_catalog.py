@@ -163,9 +163,9 @@ def test_commit_refuses_parts_that_are_not_as_recorded(repository, capsys):
     before = tree(repository.root)
 
     refused = catalog_run(capsys, repository, 'commit', **commit_options(set_id, [missing, resized], snapshot=CAPTURE))
-    unverified = catalog_run(capsys, repository, 'commit', check_mode=True, **commit_options(set_id, [parts[0], changed], snapshot=CAPTURE))
-    verified = catalog_run(capsys, repository, 'commit', verify_checksums=True, **commit_options(set_id, [parts[0], changed],
-                                                                                                  snapshot=CAPTURE))
+    changed_parts = commit_options(set_id, [parts[0], changed], snapshot=CAPTURE)
+    unverified = catalog_run(capsys, repository, 'commit', check_mode=True, **changed_parts)
+    verified = catalog_run(capsys, repository, 'commit', verify_checksums=True, **changed_parts)
 
     assert refused['msg'] == 'Cannot commit backup set %s: part nodes/node3/data.tar.zst is missing; part nodes/node2/data.tar.zst has ' \
         '%d bytes, expected %d.' % (set_id, parts[1]['bytes'], parts[1]['bytes'] + 1)

@@ -18,7 +18,6 @@ import pytest
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import archive, restore_journal
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import FileWriter, LocalRepository
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.restore_journal import Journal
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import build_manifest, manifest_bytes
 from ansible_collections.bigchaindb.rethinkdb.plugins.modules import data_restore
 from tests.unit.plugins.backup_sets import CLUSTER, manifest_fields, tree
@@ -262,10 +261,7 @@ def test_a_crash_while_unpacking_is_resumed_from_scratch(node, capsys, monkeypat
 
 def test_a_crash_after_unpacking_before_the_journal_said_staged_is_resumed(node, capsys, monkeypatch):
     """The module died right after renaming the unpacked directory into place, before recording staged."""
-    def crash(path):
-        raise Crash('after the rename')
-
-    monkeypatch.setattr(data_restore, 'fsync_dir', crash)
+    crash_when_called(monkeypatch, data_restore, 'fsync_dir')
     with pytest.raises(Crash):
         node.run(capsys)
     assert os.path.isdir(node.paths().staged) and node.record()['phase'] == 'staging'
@@ -291,6 +287,13 @@ def test_a_crash_when_staged_is_resumed_by_the_swap(node, capsys, monkeypatch):
     assert is_backed_up_data(node, node.data_dir)
 
 
+def crash_when_called(monkeypatch, owner, name):
+    """Make the module die when it calls owner.name (fsync_dir right after a rename, say)."""
+    def crash(*args):
+        raise Crash('%s.%s' % (owner.__name__, name))
+    monkeypatch.setattr(owner, name, crash)
+
+
 def crash_on_rename(monkeypatch, number):
     """Make the module die at the given rename of the swap (1: before the data moves aside, 2: after it)."""
     real_rename = os.rename
@@ -309,7 +312,7 @@ def crash_on_rename(monkeypatch, number):
 def test_a_crash_during_the_swap_is_finished_by_running_it_again(node, capsys, monkeypatch, renames_done):
     node.run(capsys)
     if renames_done == 2:
-        monkeypatch.setattr(restore_journal, 'fsync_dir', lambda path: (_ for _ in ()).throw(Crash('after both renames')))
+        crash_when_called(monkeypatch, restore_journal, 'fsync_dir')
     else:
         crash_on_rename(monkeypatch, renames_done + 1)
     with pytest.raises(Crash):
@@ -333,7 +336,7 @@ def test_a_crash_during_the_swap_is_finished_by_running_it_again(node, capsys, m
 def test_a_crash_during_the_swap_can_be_rolled_back(node, capsys, monkeypatch, renames_done):
     node.run(capsys)
     if renames_done == 2:
-        monkeypatch.setattr(restore_journal, 'fsync_dir', lambda path: (_ for _ in ()).throw(Crash('after both renames')))
+        crash_when_called(monkeypatch, restore_journal, 'fsync_dir')
     else:
         crash_on_rename(monkeypatch, renames_done + 1)
     with pytest.raises(Crash):
@@ -354,7 +357,7 @@ def test_a_crash_during_the_swap_of_a_node_rebuilt_empty_rolls_back_to_no_data(n
     os.unlink(os.path.join(node.data_dir, 'metadata'))
     os.rmdir(node.data_dir)
     node.run(capsys)
-    monkeypatch.setattr(restore_journal, 'fsync_dir', lambda path: (_ for _ in ()).throw(Crash('after the rename')))
+    crash_when_called(monkeypatch, restore_journal, 'fsync_dir')
     with pytest.raises(Crash):
         node.run(capsys, 'swapped')
     monkeypatch.undo()

@@ -54,8 +54,8 @@ def test_a_node_ready_for_its_snapshot(node, capsys):
     assert before <= result['now'] <= time.time() and result['now_iso'].endswith('Z')
     assert result['data_bytes'] == 25000 and result['backend'] == 'stopped'
     assert result['snapshot']['copy'] == str(node['tmp'] / ('default.snapshot-' + SET_ID))
-    assert [(need['path'], need['mountpoint'], need['needed']) for need in result['free_space']] == [(str(node['tmp']), mount.mountpoint,
-                                                                                                        50000)]
+    assert [(need['path'], need['mountpoint'], need['needed']) for need in result['free_space']] == [
+        (str(node['tmp']), mount.mountpoint, 50000)]
     assert result['free_space'][0]['available'] > 50000
     assert (result['lock'], result['lock_expired'], result['lock_message']) == (None, None, None)
     assert result['lock_file'] == node['lock'] and not os.path.exists(node['lock'])
