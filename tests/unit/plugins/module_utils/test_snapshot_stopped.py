@@ -17,6 +17,7 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import snapsh
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import Commands, SnapshotError
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_stopped import StoppedSnapshot
 from tests.unit.plugins.conftest import real_run
+from tests.unit.plugins.module_utils.test_watchdog import wait_until_ended
 
 SET_ID = '20261124T163000Z-snapshot-3f9a'
 STOP = ['systemctl', 'stop', 'rethinkdb@default']
@@ -180,7 +181,7 @@ MODULE = textwrap.dedent('''
     from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_stopped import StoppedSnapshot
     data_dir, log, freeze_timeout, copy_seconds = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 ''') + SLOW_COPY + textwrap.dedent('''
-    server = [sys.executable, '-c', 'import sys; open(sys.argv[1], "a").write(sys.argv[2] + "\\\\n")', log]
+    server = ['sh', '-c', 'echo "$2" >> "$1"', 'server', log]
     options = dict(staging_dir=None, stop_command=server + ['stop'], start_command=server + ['start'], freeze_timeout=freeze_timeout)
     commands = Commands(run)
     backend = StoppedSnapshot(StoppedSnapshot.make_plan(data_dir, 'S', options, commands), commands)
@@ -227,10 +228,10 @@ def test_the_watchdog_starts_the_server_when_the_copy_overruns(tmp_path):
     (tmp_path / 'default').mkdir()
     log = tmp_path / 'server.log'
 
-    finished = subprocess.run([sys.executable, '-c', MODULE, str(tmp_path / 'default'), str(log), '0.3', '1.5'], capture_output=True,
+    finished = subprocess.run([sys.executable, '-c', MODULE, str(tmp_path / 'default'), str(log), '0.6', '1.6'], capture_output=True,
                               text=True, timeout=60, check=False, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
 
-    assert finished.stdout.splitlines() == ['copying', 'The server was down for longer than freeze_timeout (0.3s): the watchdog started '
+    assert finished.stdout.splitlines() == ['copying', 'The server was down for longer than freeze_timeout (0.6s): the watchdog started '
                                             'it during the copy, so the copy is not consistent. Raise freeze_timeout.']
     assert server_log(log) == ['stop', 'start', 'start']
 
@@ -239,12 +240,13 @@ def test_a_copy_within_freeze_timeout_leaves_the_watchdog_idle(tmp_path):
     (tmp_path / 'default').mkdir()
     log = tmp_path / 'server.log'
     commands = Commands(real_run)
-    server = [sys.executable, '-c', 'import sys; open(sys.argv[1], "a").write(sys.argv[2] + "\\n")', str(log)]
-    options = dict(staging_dir=None, stop_command=server + ['stop'], start_command=server + ['start'], freeze_timeout=0.8)
+    server = ['sh', '-c', 'echo "$2" >> "$1"', 'server', str(log)]
+    options = dict(staging_dir=None, stop_command=server + ['stop'], start_command=server + ['start'], freeze_timeout=30.0)
     backend = StoppedSnapshot(StoppedSnapshot.make_plan(str(tmp_path / 'default'), SET_ID, options, commands), commands)
+    recorded = []
 
-    backend.take(lambda **fields: None)
-    time.sleep(1.0)
+    backend.take(lambda **fields: recorded.append(fields))
+    wait_until_ended(recorded[0]['watchdog_pid'])
 
     assert server_log(log) == ['stop', 'start']
     assert os.path.isdir(backend.read_path())

@@ -47,13 +47,12 @@ def test_the_watchdog_acts_at_its_deadline_from_a_session_of_its_own(tmp_path):
     marker = str(tmp_path / 'acted')
     armed_at = time.monotonic()
 
-    armed = Watchdog(Commands(real_run), ['touch', marker], 1.0, 'thaw /srv')
+    armed = Watchdog(Commands(real_run), ['touch', marker], 0.5, 'thaw /srv')
 
     assert os.getsid(armed.pid) != os.getsid(0)
     assert os.readlink('/proc/%d/cwd' % armed.pid) == '/'
-    assert not os.path.exists(marker)
     assert wait_for(marker, 3) is not None
-    assert 1.0 <= time.monotonic() - armed_at < 3.5
+    assert 0.5 <= time.monotonic() - armed_at < 3.0
     wait_until_ended(armed.pid)
     assert armed.cancel() is False
 
@@ -66,7 +65,7 @@ def test_a_cancelled_watchdog_does_nothing_and_ends(tmp_path):
     assert armed.cancel() is True
 
     wait_until_ended(armed.pid)
-    assert wait_for(marker, 0.6) is None
+    assert not os.path.exists(marker)
     assert open_descriptors() == descriptors
 
 
