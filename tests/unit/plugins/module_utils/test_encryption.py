@@ -128,6 +128,16 @@ def test_without_pyrage_encryption_says_so(monkeypatch, tmp_path):
             call()
 
 
+def test_without_pyrage_an_encrypted_archive_is_refused_and_leaves_no_target(monkeypatch, tmp_path):
+    monkeypatch.setattr(encryption, 'PYRAGE_IMPORT_ERROR', 'Traceback: No module named pyrage')
+    target = str(tmp_path / 'restored')
+
+    with pytest.raises(EncryptionError, match='^the Python library pyrage is required for encrypted backups$'):
+        archive.extract(io.BytesIO(b'age-encryption.org/v1\n'), target, identities=['an identity'])
+
+    assert not os.path.lexists(target)
+
+
 # --- streams -----------------------------------------------------------------------------------------------
 
 def test_encrypting_and_decrypting_streams_round_trip():

@@ -627,14 +627,21 @@ def test_a_data_directory_that_is_a_mount_point_is_refused(node, capsys):
     assert os.listdir(str(node.tmp)).count('mnt.restore-journal.json') == 0
 
 
-def test_steps_out_of_order_say_what_to_do_first(node, capsys):
+def test_steps_out_of_order_say_what_to_do_first(node, capsys, monkeypatch):
     swapped = node.run(capsys, 'swapped')
+    crash_at(monkeypatch, 'data_restore:staging')
+    with pytest.raises(Crash):
+        node.run(capsys)
+    monkeypatch.undo()
+    unstaged = node.run(capsys, 'swapped')
     node.run(capsys)
     finished = node.run(capsys, 'finished')
 
     assert swapped['msg'] == 'No restore %s on this node (no journal %s): stage it first.' % (RID, node.journal)
     assert swapped['journal'] is None
+    assert unstaged['msg'] == 'Restore %s is staging on this node, so its data cannot be put in place: stage it first.' % RID
     assert finished['msg'] == 'Restore %s is staged on this node, not swapped: it cannot be finished.' % RID
+    assert is_current_data(node.data_dir)
 
 
 def test_a_swap_refuses_a_moved_aside_directory_made_by_hand(node, capsys):
