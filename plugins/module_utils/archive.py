@@ -358,9 +358,9 @@ def extract(source, target: str, sha256: str | None = None, index: list | None =
     started = time.monotonic()
     if os.path.lexists(target):
         raise ArchiveError('%s exists; archives are unpacked into a new directory only' % target)
-    os.mkdir(target, 0o700)
     stored = HashingReader(source)
     decrypted = encryption.decrypting(stored, identities) if identities else None
+    os.mkdir(target, 0o700)
     unpacker = _Unpacker(target, owner, index, durable)
     members = None
     try:

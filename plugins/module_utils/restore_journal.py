@@ -99,7 +99,9 @@ def undo_swap(paths: Paths, record: dict) -> list[str]:
     previous data from its place aside back to the data directory. Each rename only if not done yet."""
     done = []
     restored_in_place = os.path.isdir(paths.data_dir) and data_dir_inode(paths.data_dir) == record.get('data_dir_inode')
-    if restored_in_place or (not os.path.lexists(paths.staged) and os.path.lexists(paths.data_dir) and os.path.lexists(paths.aside)):
+    renamed_in = not os.path.lexists(paths.staged) and os.path.lexists(paths.data_dir) and (
+        os.path.lexists(paths.aside) or not record.get('aside'))
+    if restored_in_place or renamed_in:
         os.rename(paths.data_dir, paths.rolled_back)
         done.append('moved the restored data %s to %s' % (paths.data_dir, paths.rolled_back))
     if os.path.lexists(paths.aside) and not os.path.lexists(paths.data_dir):

@@ -165,6 +165,7 @@ def inspect(repository: Repository, cluster: str, stored: StoredSet, verify_chec
         'parts': len(manifest['parts']) if manifest else 0,
         'encrypted': bool(manifest) and any(part.get('encryption') for part in manifest['parts']),
         'run': run,
+        'pruning': stored.state == 'deleting',
         'reason': _summary(problems),
     }
     return Inspection(entry, manifest if state == 'complete' else None, problems)
@@ -277,7 +278,9 @@ def plan_prune(entries: list, verify: Callable[[dict], list], keep_last: int | N
         if entry['complete']:
             continue
         age = now - set_id_time(entry['set_id'])
-        if entry['set_id'] in protect:
+        if entry['pruning']:
+            plan.delete.append(_verdict(entry, 'left over from an interrupted prune'))
+        elif entry['set_id'] in protect:
             plan.keep.append(_verdict(entry, 'made by this run'))
         elif age > datetime.timedelta(hours=grace_hours):
             plan.delete.append(_verdict(entry, '%s and older than the %s h grace period' % (entry['state'], grace_hours)))

@@ -99,7 +99,7 @@ class _Pipe:
     def read(self, size: int = -1) -> bytes:
         """Up to size bytes (all that one chunk holds when size is -1); b'' at the end."""
         if not self._pending and not self._ended:
-            item = self._chunks.get()
+            item = self._next()
             if isinstance(item, BaseException):
                 raise item
             self._ended = item == _END
@@ -107,6 +107,15 @@ class _Pipe:
         piece = self._pending if size is None or size < 0 else self._pending[:size]
         self._pending = self._pending[len(piece):]
         return bytes(piece)
+
+    def _next(self):
+        """The next chunk; _PipeClosed once the pipe is closed, so that a reader waiting for input stops too."""
+        while True:
+            try:
+                return self._chunks.get(timeout=0.1)
+            except queue.Empty:
+                if self._closed.is_set():
+                    raise _PipeClosed('the stream was closed') from None
 
     def readinto(self, buffer) -> int:
         piece = self.read(len(buffer))

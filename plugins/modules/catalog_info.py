@@ -183,6 +183,9 @@ sets:
     run:
       description: For a partial or failed set, who was writing it (controller host, process, start time).
       type: dict
+    pruning:
+      description: Whether the set is what an interrupted prune left (the next prune removes it).
+      type: bool
     reason:
       description: Why the set is not complete; null when it is.
       type: str
@@ -203,6 +206,7 @@ sets:
       parts: 3
       encrypted: false
       run: null
+      pruning: false
       reason: null
 summary:
   description: One line per set, newest first, for people to read.
@@ -232,6 +236,7 @@ set:
     parts: 1
     encrypted: false
     run: null
+    pruning: false
     reason: null
 manifest:
   description: The chosen set's manifest (see the collection's backup set format).

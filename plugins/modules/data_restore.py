@@ -303,18 +303,21 @@ def own_record(journal: Journal, restore_id: str) -> dict:
     return record
 
 
-def take_over(journal: Journal, record: dict | None, restore_id: str) -> str | None:
-    """Make room for a new restore: refuse while another one has moved data; remove what another one had
-    only unpacked. Returns the restore taken over, if any."""
+def superseded_by(record: dict | None, restore_id: str) -> str | None:
+    """The earlier restore a new one takes over (one that only staged), or None; JournalError for an unfinished
+    one that moved data."""
     if not record or record['restore_id'] == restore_id or not is_unfinished(record):
         return None
     if record['phase'] not in UNTOUCHED:
         raise JournalError(unfinished_message(record))
-    earlier = Paths(journal.data_dir, record['restore_id'])
-    for directory in (earlier.unpacking, earlier.staged):
+    return record['restore_id']
+
+
+def remove_unpacked(paths: Paths) -> None:
+    """Remove what a restore unpacked and never put in place (it can be unpacked again from its set)."""
+    for directory in (paths.unpacking, paths.staged):
         if os.path.isdir(directory):
             shutil.rmtree(directory)
-    return record['restore_id']
 
 
 def identities_for(params: dict, part: dict):
@@ -342,7 +345,6 @@ def stage(module, journal: Journal, paths: Paths) -> dict:
                                % (params['restore_id'], record['sha256'], part['sha256']))
         return dict(changed=False, journal=record)
     identities = identities_for(params, part)
-    superseded = take_over(journal, record, params['restore_id'])
     parent = os.path.dirname(paths.data_dir)
     if not os.path.isdir(parent):
         raise JournalError('%s, the directory that holds data_dir, does not exist.' % parent)
@@ -350,10 +352,13 @@ def stage(module, journal: Journal, paths: Paths) -> dict:
         raise JournalError('Not enough space to unpack part %s beside %s: %d bytes free, %d needed.'
                            % (part['path'], paths.data_dir, free_bytes(parent), part['raw_bytes'] + HEADROOM_BYTES))
     owner = owner_ids(params, paths.data_dir)
+    superseded = superseded_by(record, params['restore_id'])
     if module.check_mode:
         return dict(changed=True, journal=record, superseded=superseded, msg='Would unpack part %s into %s.' % (part['path'], paths.staged))
-    if os.path.isdir(paths.unpacking):
-        shutil.rmtree(paths.unpacking)
+    if superseded:
+        remove_unpacked(Paths(paths.data_dir, superseded))
+    # A run of this restore that died before its journal said staged left these half done.
+    remove_unpacked(paths)
     record = journal.record(dict(restore_id=params['restore_id'], set_id=params['set_id'], run=params['run'], data_dir=paths.data_dir,
                                  staged=paths.staged, aside=None, sha256=part['sha256'], part=part['path']), 'staging')
     checkpoint('data_restore:staging')
@@ -431,6 +436,14 @@ def roll_back(module, journal: Journal, paths: Paths) -> dict:
     return dict(changed=True, journal=journal.record(record, 'rolled_back'), rolled_back=done)
 
 
+def readable(journal: Journal) -> dict | None:
+    """The journal for a failed result, or None when it is what failed."""
+    try:
+        return journal.read()
+    except JournalError:
+        return None
+
+
 def main():
     argument_spec = repository_argument_spec()
     argument_spec.update(
@@ -446,7 +459,8 @@ def main():
         group=dict(type='str'),
     )
     module = AnsibleModule(argument_spec=argument_spec, required_if=[('state', 'staged', ['set_id', 'part'])],
-                           mutually_exclusive=[('archive', 'repository')], supports_check_mode=True)
+                           mutually_exclusive=[('archive', 'repository')], required_by={'repository': 'cluster'},
+                           supports_check_mode=True)
     params = module.params
     started = time.monotonic()
     if params['state'] == 'staged':
@@ -474,7 +488,7 @@ def main():
     except MissingLibraryError as exc:
         module.fail_json(msg=missing_required_lib(exc.library), exception=exc.import_traceback)
     except JournalError as exc:
-        module.fail_json(msg=str(exc), journal=journal.read() if os.path.exists(journal.path) else None)
+        module.fail_json(msg=str(exc), journal=readable(journal))
     except (archive.ArchiveError, encryption.EncryptionError, RepositoryError) as exc:
         module.fail_json(msg='Cannot restore part %s here: %s. Nothing was changed.' % ((params['part'] or {}).get('path'), str(exc).rstrip('.')))
     except OSError as exc:

@@ -510,6 +510,7 @@ def main():
         argument_spec=argument_spec,
         required_if=[('state', 'present', ['backend'])],
         mutually_exclusive=[('dest', 'repository'), ('service', 'stop_command'), ('service', 'start_command')],
+        required_by={'repository': 'cluster'},
         supports_check_mode=True,
     )
     params = module.params

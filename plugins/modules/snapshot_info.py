@@ -206,7 +206,7 @@ def main():
     argument_spec['backend']['required'] = True
     argument_spec.update(repository_argument_spec())
     argument_spec.update(dest=dict(type='path'), min_free_bytes=dict(type='int'))
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, required_by={'repository': 'cluster'},
                            mutually_exclusive=[('dest', 'repository'), ('service', 'stop_command'), ('service', 'start_command')])
     params = module.params
     now = time.time()
@@ -227,12 +227,11 @@ def main():
         data_bytes = tree_bytes(data_dir)
     except SnapshotError as exc:
         problems.append(str(exc))
-    except RepositoryError as exc:
-        problems.append('%s.' % str(exc).rstrip('.'))
-    free_space = space_needs(params, backend, data_bytes)
-    problems.extend('%s needs %d free bytes on %s, which has %d.' % (need['path'], need['needed'], need['mountpoint'], need['available'])
-                    for need in free_space if need['needed'] > need['available'])
+    free_space = []
     try:
+        free_space = space_needs(params, backend, data_bytes)
+        problems.extend('%s needs %d free bytes on %s, which has %d.' % (need['path'], need['needed'], need['mountpoint'], need['available'])
+                        for need in free_space if need['needed'] > need['available'])
         problems.extend(repository_problems(params))
     except RepositoryError as exc:
         problems.append('%s.' % str(exc).rstrip('.'))

@@ -49,17 +49,23 @@ options:
 attributes:
   action:
     support: full
+    description: An action plugin, run on the controller; it moves the file through the connection.
   async:
     support: none
+    description: The transfer runs in the task itself.
   become:
     support: none
     description: The transfer always runs as the login user, whatever C(become) says.
   check_mode:
     support: full
+    description: Says what it would move, and moves nothing.
   diff_mode:
     support: none
+    description: The file is binary; no diff.
   platform:
+    support: full
     platforms: posix
+    description: Nodes reached over any connection with put and fetch of files (ssh, local).
   idempotent:
     support: partial
     description: V(fetch) of a file already in place with O(bytes) reports no change; V(put) always sends.

@@ -87,7 +87,7 @@ def test_a_committed_set_is_complete_with_its_facts(repository):
         'state': 'complete', 'format': 2, 'started_at': format_time(ago(2)),
         'finished_at': format_time(ago(2) + datetime.timedelta(seconds=20)), 'future': False,
         'bytes': sum(part['bytes'] for part in made['parts']), 'tables': ['bigchain.bigchain', 'bigchain.votes'],
-        'documents': 2097, 'parts': 2, 'encrypted': False, 'run': None, 'reason': None}
+        'documents': 2097, 'parts': 2, 'encrypted': False, 'run': None, 'pruning': False, 'reason': None}
 
 
 def test_a_partial_set_says_who_writes_it(repository):
@@ -389,17 +389,18 @@ def test_a_query_without_jmespath_names_the_library(monkeypatch):
     with pytest.raises(MissingLibraryError) as missing:
         set_catalog.select([], query='[0]')
 
-    assert (missing.value.library, str(missing.value)) == ('jmespath', 'The Python library jmespath is required')
+    assert (missing.value.library, str(missing.value)) == (
+        'jmespath', 'the Python library jmespath is required on this host: install it (pip install jmespath)')
     assert 'import of jmespath halted' in missing.value.import_traceback
 
 
 # --- retention -----------------------------------------------------------------------------------------------
 
-def entry(hours: float, method: str = 'dump', state: str = 'complete', future: bool = False) -> dict:
+def entry(hours: float, method: str = 'dump', state: str = 'complete', future: bool = False, pruning: bool = False) -> dict:
     """A listing entry of a set made `hours` ago (a negative number: in the future)."""
     set_id = new_set_id(method, ago(hours))
     return dict(set_id=set_id, method=method, state=state, complete=state == 'complete', future=future, path='/b/' + set_id,
-                bytes=100)
+                bytes=100, pruning=pruning)
 
 
 class Verifier:
@@ -537,6 +538,15 @@ def test_the_set_this_run_made_is_kept_and_counted_without_a_check():
     assert verdicts(plan)[1] == [(sets[0]['set_id'], 'made by this run')]
     assert [verdict['set_id'] for verdict in plan.delete] == [sets[1]['set_id'], sets[2]['set_id']]
     assert sets[0]['set_id'] not in verify.checked
+
+
+def test_what_an_interrupted_prune_left_goes_at_once():
+    """A set renamed .deleting by a prune that was interrupted is removed by the next prune, whatever its age."""
+    left = entry(1, state='invalid', pruning=True)
+
+    plan = set_catalog.plan_prune([left], Verifier(), keep_last=1, now=NOW)
+
+    assert verdicts(plan) == ([(left['set_id'], 'left over from an interrupted prune')], [])
 
 
 def test_incomplete_sets_are_deleted_after_the_grace_period():

@@ -26,8 +26,12 @@ class FakeWatchdog:
         self.seconds = seconds
         self.purpose = purpose
         self.pid = 4242
+        self.start_ticks = 99
         self.cancelled = False
         FakeWatchdog.instances.append(self)
+
+    def record(self):
+        return dict(pid=self.pid, start_ticks=self.start_ticks)
 
     def cancel(self):
         self.cancelled = True
@@ -70,7 +74,7 @@ def test_freeze_copy_thaw_in_that_order_with_the_watchdog_armed_first(layout, co
     watchdog = FakeWatchdog.instances[0]
     assert (watchdog.thaw, watchdog.seconds, watchdog.cancelled) == (['fsfreeze', '--unfreeze', mountpoint], 300.0, True)
     assert watchdog.purpose == 'thaw %s' % mountpoint
-    assert recorded == [{'frozen': True, 'watchdog_pid': 4242}, {'frozen': False}]
+    assert recorded == [{'frozen': True, 'watchdog': {'pid': 4242, 'start_ticks': 99}}, {'frozen': False}]
     assert taken['freeze_ms'] >= 0 and abs(taken['taken_at'] - time.time()) < 5
     assert backend.read_path() == copy
 

@@ -35,8 +35,12 @@ class FakeWatchdog:
         self.seconds = seconds
         self.purpose = purpose
         self.pid = 4242
+        self.start_ticks = 99
         self.cancelled = False
         FakeWatchdog.instances.append(self)
+
+    def record(self):
+        return dict(pid=self.pid, start_ticks=self.start_ticks)
 
     def cancel(self):
         self.cancelled = True
@@ -63,7 +67,7 @@ def test_stop_copy_start_under_a_watchdog(backend, run, tmp_path):
 
     copy = str(tmp_path / ('default.snapshot-' + SET_ID))
     assert run.calls == [STOP, ['cp', '-a', '--', str(tmp_path / 'default'), copy], START]
-    assert recorded == [{'server_stopped': True, 'watchdog_pid': 4242}, {'server_stopped': False}]
+    assert recorded == [{'server_stopped': True, 'watchdog': {'pid': 4242, 'start_ticks': 99}}, {'server_stopped': False}]
     [watchdog] = FakeWatchdog.instances
     assert (watchdog.action, watchdog.seconds, watchdog.purpose, watchdog.cancelled) == (START, 120.0, 'start the server', True)
     assert taken['freeze_ms'] >= 0 and abs(taken['taken_at'] - time.time()) < 5
@@ -112,7 +116,7 @@ def test_a_failed_start_is_reported_with_the_earlier_failure_and_the_lock_says_s
 
     assert str(failure.value).startswith('Cannot start the server: systemctl exited with 1: Job failed. (before that: Cannot copy')
     assert failure.value.details['argv'] == START
-    assert recorded == [{'server_stopped': True, 'watchdog_pid': 4242}]
+    assert recorded == [{'server_stopped': True, 'watchdog': {'pid': 4242, 'start_ticks': 99}}]
     assert FakeWatchdog.instances[0].cancelled
 
 
@@ -128,7 +132,18 @@ def test_a_copy_that_outlasts_freeze_timeout_is_not_consistent(backend, run):
     assert run.calls[-1] == START
 
 
-def test_release_starts_a_server_left_stopped_and_removes_the_copy(backend, run):
+def test_release_leaves_the_server_to_its_watchdog(backend, run):
+    """A lock that names a watchdog: the watchdog started the server when the module that stopped it ended."""
+    os.mkdir(backend.plan['copy'])
+
+    done = backend.release({'server_stopped': True, 'watchdog': {'pid': 4242, 'start_ticks': 99}})
+
+    assert done == ['remove the copy %s' % backend.plan['copy']]
+    assert run.calls == [] and not os.path.exists(backend.plan['copy'])
+
+
+def test_release_starts_a_server_that_an_earlier_version_left_stopped(backend, run):
+    """A lock without a watchdog (written before there was one): release starts the server itself."""
     os.mkdir(backend.plan['copy'])
 
     planned = backend.release({'server_stopped': True}, dry_run=True)
@@ -246,7 +261,7 @@ def test_a_copy_within_freeze_timeout_leaves_the_watchdog_idle(tmp_path):
     recorded = []
 
     backend.take(lambda **fields: recorded.append(fields))
-    wait_until_ended(recorded[0]['watchdog_pid'])
+    wait_until_ended(recorded[0]['watchdog']['pid'])
 
     assert server_log(log) == ['stop', 'start']
     assert os.path.isdir(backend.read_path())

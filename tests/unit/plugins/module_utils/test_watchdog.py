@@ -60,7 +60,7 @@ def test_the_watchdog_acts_at_its_deadline_from_a_session_of_its_own(tmp_path):
 def test_a_cancelled_watchdog_does_nothing_and_ends(tmp_path):
     marker = str(tmp_path / 'acted')
     descriptors = open_descriptors()
-    armed = Watchdog(Commands(real_run), ['touch', marker], 0.3, 'start the server')
+    armed = Watchdog(Commands(real_run), ['touch', marker], 30, 'start the server')
 
     assert armed.cancel() is True
 

@@ -36,6 +36,9 @@ class RecordedWatchdog:
     def __init__(self, commands, action, seconds, purpose):
         self.pid = 4242
 
+    def record(self):
+        return dict(pid=self.pid, start_ticks=99)
+
     def cancel(self):
         return True
 
@@ -112,7 +115,7 @@ def test_present_takes_the_snapshot_under_a_lock_that_says_who_and_until_when(no
         SET_ID, RUN, os.getpid(), socket.gethostname(), 'stopped', 'taken')
     assert (lock['data_dir'], lock['plan'], lock['taken_at']) == (str(node['data_dir']), taken['snapshot'], taken['taken_at'])
     assert before + 2 * 3600 <= lock['expires_at'] <= time.time() + 2 * 3600
-    assert lock['server_stopped'] is False and lock['watchdog_pid'] not in (4242, os.getpid())
+    assert lock['server_stopped'] is False and lock['watchdog']['pid'] not in (4242, os.getpid())
 
 
 def test_present_waits_for_the_shared_instant(node, capsys):
@@ -264,7 +267,8 @@ def test_archived_needs_a_server_and_a_destination(node, capsys):
     without_cluster = snapshot_run(node, capsys, 'archived', server='node1', repository=str(node['tmp'] / 'r'))
 
     message = 'state=archived needs server, and dest (a file on this node) or repository and cluster.'
-    assert [result['msg'] for result in (without_server, without_destination, without_cluster)] == [message] * 3
+    assert [result['msg'] for result in (without_server, without_destination)] == [message] * 2
+    assert without_cluster['msg'] == "missing parameter(s) required by 'repository': cluster"
 
 
 # --- absent ------------------------------------------------------------------------------------------------------
