@@ -86,3 +86,27 @@ def run_interrupted(ansible: Ansible, playbook, extra_vars: dict | None = None, 
         output = log.read()
         log.close()
     return PlaybookRun(subprocess.CompletedProcess(argv, process.returncode, output, ''), read_records(record_file))
+
+
+def run_with_fault(ansible: Ansible, playbook, extra_vars: dict | None, before_task: str, fault) -> PlaybookRun:
+    """Run a playbook, stop it just before a task, call fault() (a partition, a store stopped), and let it go
+    on to its end; returns what ran."""
+    argv, env, record_file = ansible.command(playbook, extra_vars)
+    note = ansible.workdir / ('pause-note-%d' % ansible.runs)
+    env.update(PAUSE_NOTE=str(note), PAUSE_BEFORE_TASK=before_task)
+    process = subprocess.Popen(argv, env=env, cwd=ansible.workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + PAUSE_TIMEOUT
+        while not note.exists():
+            assert process.poll() is None, 'the run ended (rc %s) before %s:\n%s' % (process.returncode, before_task, process.stdout.read()[-6000:])
+            assert time.monotonic() < deadline, 'the run never reached %s' % before_task
+            time.sleep(0.05)
+        fault()
+        os.kill(process.pid, signal.SIGCONT)
+        output, dummy = process.communicate(timeout=PAUSE_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            kill_tree(process.pid)
+            process.wait(60)
+    return PlaybookRun(subprocess.CompletedProcess(argv, process.returncode, output, ''), read_records(record_file))
