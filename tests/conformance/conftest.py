@@ -11,6 +11,8 @@ from rethinkdb import RethinkDB
 from tests.harness.cluster import Cluster
 
 SERVER_TAGS = {'node1': ['alpha'], 'node2': ['beta'], 'node3': ['beta']}
+# node1 runs with a fixed cache size, node2 and node3 with the default ('auto').
+CACHE_SIZES = {'node1': 256}
 
 
 @pytest.fixture(scope='session')
@@ -21,8 +23,9 @@ def r():
 
 @pytest.fixture(scope='session')
 def cluster(tmp_path_factory):
-    """Three servers tagged alpha / beta / beta, shared by the suite (tests put back what they stop)."""
-    with Cluster(tmp_path_factory.mktemp('conformance'), size=3, tags=SERVER_TAGS) as shared:
+    """Three servers tagged alpha / beta / beta (node1 with a 256 MB cache), shared by the suite (tests put back
+    what they stop)."""
+    with Cluster(tmp_path_factory.mktemp('conformance'), size=3, tags=SERVER_TAGS, cache_sizes=CACHE_SIZES) as shared:
         yield shared
 
 

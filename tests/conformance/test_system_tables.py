@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.conformance.conftest import SERVER_TAGS
+from tests.conformance.conftest import CACHE_SIZES, SERVER_TAGS
 
 
 def test_server_status_rows(r, cluster, conn):
@@ -43,6 +43,38 @@ def test_server_config_rows(r, conn):
     for name, row in rows.items():
         assert set(row) == {'cache_size_mb', 'id', 'name', 'tags'}
         assert sorted(row['tags']) == sorted(['default'] + SERVER_TAGS[name])
+
+
+def test_cache_sizes(r, conn):
+    """A server started with `--cache-size N` reports N (an integer) as its setting and its cache; one started
+    without it reports 'auto' and the size it picked (a positive number of megabytes)."""
+    configs = {row['name']: row['cache_size_mb'] for row in r.db('rethinkdb').table('server_config').run(conn)}
+    actual = {row['name']: row['process']['cache_size_mb']
+              for row in r.db('rethinkdb').table('server_status').run(conn)}
+    for name in ('node1', 'node2', 'node3'):
+        if name in CACHE_SIZES:
+            assert configs[name] == CACHE_SIZES[name] and type(configs[name]) is int
+            assert actual[name] == CACHE_SIZES[name] and type(actual[name]) is int
+        else:
+            assert configs[name] == 'auto'
+            assert isinstance(actual[name], (int, float)) and actual[name] >= 100
+
+
+def test_server_config_cache_size_update(r, conn):
+    server = r.db('rethinkdb').table('server_config').filter({'name': 'node2'}).nth(0)
+    status = r.db('rethinkdb').table('server_status').filter({'name': 'node2'}).nth(0)
+    assert server.update({'cache_size_mb': 300}).run(conn)['replaced'] == 1
+    try:
+        assert server['cache_size_mb'].run(conn) == 300
+        assert status['process']['cache_size_mb'].run(conn) == 300
+        result = server.update({'cache_size_mb': 'lots'}).run(conn)
+        assert result['errors'] == 1
+        assert result['first_error'].endswith('In `cache_size_mb`: Expected a number or \'auto\', got "lots"')
+        result = server.update({'cache_size_mb': -1}).run(conn)
+        assert result['first_error'].endswith('In `cache_size_mb`: Cache size cannot be negative.')
+    finally:
+        server.update({'cache_size_mb': 'auto'}).run(conn)
+    assert server['cache_size_mb'].run(conn) == 'auto'
 
 
 def test_server_config_rename_and_back(r, conn):

@@ -75,7 +75,7 @@ class ClusterNode:
     """One server of a cluster: its name, ports, directories and how to start and stop it."""
 
     def __init__(self, cluster: Cluster, index: int, driver_port: int, cluster_port: int, data_dir: Path,
-                 tags: list):
+                 tags: list, cache_size: str | None = None):
         self.cluster = cluster
         self.index = index
         self.name = 'node%d' % index
@@ -83,6 +83,7 @@ class ClusterNode:
         self.cluster_port = cluster_port
         self.data_dir = Path(data_dir)
         self.tags = list(tags)
+        self.cache_size = cache_size
         self.pid_file = cluster.root / 'run' / ('%s.pid' % self.name)
         self.log_file = cluster.root / 'logs' / ('%s.log' % self.name)
 
@@ -108,6 +109,8 @@ class ClusterNode:
             command += ['--initial-password', self.cluster.password]
         for tag in self.tags:
             command += ['--server-tag', tag]
+        if self.cache_size is not None:
+            command += ['--cache-size', str(self.cache_size)]
         if self.index > 1:
             for other in self.cluster.nodes:
                 if other is not self:
@@ -181,8 +184,9 @@ class Cluster:
     """N servers on loopback joined into one cluster, rooted at a directory of their own."""
 
     def __init__(self, root, size: int = 3, password: str | None = None, tags: dict | None = None,
-                 data_dirs: dict | None = None, host: str = HOST):
-        """`tags` and `data_dirs` map node names ('node1'...) to server tags and data directory paths."""
+                 data_dirs: dict | None = None, host: str = HOST, cache_sizes: dict | None = None):
+        """`tags`, `data_dirs` and `cache_sizes` map node names ('node1'...) to server tags, data directory paths
+        and `--cache-size` values (megabytes or 'auto'; the flag is left out for a node not named)."""
         self.root = Path(root).resolve()
         self.size = size
         self.password = password
@@ -191,12 +195,13 @@ class Cluster:
         ports = free_ports(2 * size, host)
         tags = tags or {}
         data_dirs = data_dirs or {}
+        cache_sizes = cache_sizes or {}
         self.nodes = []
         for index in range(1, size + 1):
             name = 'node%d' % index
             data_dir = Path(data_dirs.get(name, self.root / 'data' / name))
             self.nodes.append(ClusterNode(self, index, ports[2 * index - 2], ports[2 * index - 1], data_dir,
-                                          tags.get(name, [])))
+                                          tags.get(name, []), cache_sizes.get(name)))
         self._teardown_registered = False
         self.password_file = None
         if password is not None:

@@ -26,7 +26,7 @@ VALUE_FLAGS = {
     '--pid-file': 'pid_file', '--log-file': 'log_file',
     '--initial-password': 'initial_password',
     '--canonical-address': 'canonical_addresses',
-    '--cache-size': None, '--io-threads': None, '--cores': None, '-c': None, '--runuser': None, '--rungroup': None,
+    '--cache-size': 'cache_size', '--io-threads': None, '--cores': None, '-c': None, '--runuser': None, '--rungroup': None,
     '--direct-io': None, '--join-delay': None, '--cluster-reconnect-timeout': None, '--web-static-directory': None,
 }
 UNSUPPORTED_FLAGS = ('--http-tls-key', '--http-tls-cert', '--driver-tls-key', '--driver-tls-cert', '--driver-tls-ca',
@@ -76,6 +76,8 @@ def parse(argv: list) -> dict:
         field = VALUE_FLAGS[flag]
         if field is None:
             continue
+        if field == 'cache_size':
+            value = _cache_size(value)
         if field in INTEGER:
             try:
                 value = int(value)
@@ -88,6 +90,15 @@ def parse(argv: list) -> dict:
         else:
             values[field] = value
     return values
+
+
+def _cache_size(text: str):
+    """`--cache-size`: 'auto' or a whole number of megabytes, as the real server takes it."""
+    if text == 'auto':
+        return text
+    if not text.isdigit():
+        raise UsageError("ERROR: cache-size should be a number or 'auto', got '%s'" % text)
+    return int(text)
 
 
 def options_from(values: dict, argv: list) -> Options:
@@ -105,6 +116,7 @@ def options_from(values: dict, argv: list) -> Options:
         join=values['join'],
         initial_password=values.get('initial_password'),
         canonical_addresses=values['canonical_addresses'],
+        cache_size=values.get('cache_size'),
         argv=[os.path.abspath(sys.argv[0])] + list(argv),
     )
 

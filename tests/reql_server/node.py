@@ -42,17 +42,25 @@ class Options:
         self.join = values.get('join') or []
         self.initial_password = values.get('initial_password')
         self.canonical_addresses = values.get('canonical_addresses') or []
+        # `--cache-size`: None when not given (the stored setting stays), 'auto', or megabytes.
+        self.cache_size = values.get('cache_size')
         self.argv = values.get('argv') or []
 
 
-def _cache_size_mb() -> float:
-    """The cache size the real server picks by default: half of the available memory less 1 GiB, at least 100 MB."""
+def default_cache_size_mb() -> float:
+    """The cache size the real server picks for 'auto': half of the available memory less 1 GiB, at least 100 MB."""
     try:
         with open('/proc/meminfo', encoding='ascii') as meminfo:
             available_kb = next(int(line.split()[1]) for line in meminfo if line.startswith('MemAvailable:'))
     except (OSError, StopIteration, ValueError):
         return 100
-    return max(100, (available_kb / 1024 - 1024) / 2)
+    cache_bytes = max((available_kb * 1024 - 2 ** 30) // 2, 100 * 2 ** 20)
+    return cache_bytes / 2 ** 20
+
+
+def actual_cache_size_mb(setting) -> float:
+    """The cache size a server runs with: its `cache_size_mb` setting, or the default for 'auto'."""
+    return default_cache_size_mb() if setting == 'auto' else setting
 
 
 def _default_server_name() -> str:
@@ -95,8 +103,10 @@ class Node:
         name = self.options.server_name or (server['name'] if server else _default_server_name())
         tags = sorted(set(['default'] + list(self.options.server_tags))) if (self.options.server_tags or not server) \
             else server['tags']
-        if server is None or server['name'] != name or server['tags'] != tags:
-            self.metadata.put('server/' + self.server_id, {'name': name, 'tags': tags, 'cache_size_mb': 'auto'})
+        stored_cache_size = server.get('cache_size_mb', 'auto') if server else 'auto'
+        cache_size = stored_cache_size if self.options.cache_size is None else self.options.cache_size
+        if server is None or (server['name'], server['tags'], stored_cache_size) != (name, tags, cache_size):
+            self.metadata.put('server/' + self.server_id, {'name': name, 'tags': tags, 'cache_size_mb': cache_size})
         if self.metadata.version('user/admin') is None:
             self.metadata.merge({'user/admin': {'v': DEFAULT_ADMIN_VERSION, 'deleted': False,
                                                 'value': {'password': auth.make_password(''), 'permissions': {}}}})
@@ -146,7 +156,8 @@ class Node:
             'http_admin_port': self.options.http_port,
             'canonical_addresses': self.canonical_addresses(),
             'version': VERSION_STRING,
-            'cache_size_mb': _cache_size_mb(),
+            'cache_size_mb': actual_cache_size_mb(self.metadata.get('server/' + self.server_id)
+                                                  .get('cache_size_mb', 'auto')),
             'server_version': SERVER_VERSION,
         }
 
@@ -218,7 +229,7 @@ class Node:
         if method == 'index_ready':
             return self.replicas.index_ready(params['table'], params['index'], params['definition'])
         if method == 'set_server_config':
-            return self.set_own_config(params['name'], params['tags'])
+            return self.set_own_config(params['name'], params['tags'], params['cache_size_mb'])
         raise errors.internal('Unknown cluster request %s.' % method)
 
     def peer_status(self, server_id: str) -> dict:
@@ -245,10 +256,10 @@ class Node:
                 continue
         self.replicas.reconcile()
 
-    def set_own_config(self, name: str, tags: list) -> bool:
-        """Rename / retag this server (server_config writes are sent to the server itself)."""
+    def set_own_config(self, name: str, tags: list, cache_size_mb) -> bool:
+        """Rename / retag / resize this server (server_config writes are sent to the server itself)."""
         current = self.metadata.get('server/' + self.server_id)
-        self.change('server/' + self.server_id, dict(current, name=name, tags=tags))
+        self.change('server/' + self.server_id, dict(current, name=name, tags=tags, cache_size_mb=cache_size_mb))
         return True
 
     # -- lookups for terms

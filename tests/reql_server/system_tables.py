@@ -21,6 +21,24 @@ SYSTEM_TABLE_BASE = uuid.UUID('0eabef01-6deb-4069-9a2d-448db057ab1e')
 ADMIN_PERMISSIONS = {'config': True, 'connect': True, 'read': True, 'write': True}
 
 
+def _cache_size_datum(megabytes):
+    """A cache size as the real server reports it: 'auto', or a number (whole megabytes come out as integers)."""
+    return megabytes if megabytes == 'auto' else datum.number(megabytes)
+
+
+def _cache_size_setting(value):
+    """A written `cache_size_mb`: 'auto' or megabytes, checked as the real server does (it keeps whole bytes)."""
+    if value == 'auto':
+        return value
+    if not datum.is_number(value):
+        raise errors.op_failed('In `cache_size_mb`: Expected a number or \'auto\', got %s' % datum.print_datum(value))
+    if value * 2 ** 20 > 2 ** 63 - 1:
+        raise errors.op_failed('In `cache_size_mb`: Value is too big.')
+    if value < 0:
+        raise errors.op_failed('In `cache_size_mb`: Cache size cannot be negative.')
+    return int(value * 2 ** 20) / 2 ** 20
+
+
 def _time(seconds: float) -> dict:
     return datum.make_time(seconds)
 
@@ -96,7 +114,8 @@ class SystemTable(Sequence):
         return server_id if self.identifier_format == 'uuid' else self.node.server_name(server_id)
 
     def _rows_server_config(self) -> list:
-        return [{'cache_size_mb': 'auto', 'id': server_id, 'name': info['name'], 'tags': sorted(info['tags'])}
+        return [{'cache_size_mb': _cache_size_datum(info.get('cache_size_mb', 'auto')), 'id': server_id,
+                 'name': info['name'], 'tags': sorted(info['tags'])}
                 for server_id, info in self.node.servers().items()]
 
     def _rows_server_status(self) -> list:
@@ -126,7 +145,9 @@ class SystemTable(Sequence):
                 },
                 'process': {
                     'argv': status.get('argv', []),
-                    'cache_size_mb': status.get('cache_size_mb', 100),
+                    'cache_size_mb': _cache_size_datum(status.get('cache_size_mb', 100)
+                                                       if info.get('cache_size_mb', 'auto') == 'auto'
+                                                       else info['cache_size_mb']),
                     'pid': status.get('pid'),
                     'time_started': _time(status.get('time_started', 0)),
                     'version': status.get('version'),
@@ -257,10 +278,12 @@ class SystemTable(Sequence):
             tags = new.get('tags', [])
             if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
                 raise errors.op_failed('In `tags`: Expected an array, got %s.' % datum.print_datum(tags))
+            cache_size = _cache_size_setting(new.get('cache_size_mb', old['cache_size_mb']))
         if name != old['name'] and any(info['name'] == name for info in self.node.servers().values()):
             raise errors.op_failed('Cannot rename server `%s` to `%s` because server `%s` already exists.'
                                    % (old['name'], name, name))
-        self.node.peer_call(key, 'set_server_config', {'name': name, 'tags': sorted(set(tags))})
+        self.node.peer_call(key, 'set_server_config', {'name': name, 'tags': sorted(set(tags)),
+                                                       'cache_size_mb': cache_size})
 
     def _write_db_config(self, key, old, new) -> None:
         if new is None:
