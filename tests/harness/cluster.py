@@ -154,6 +154,16 @@ class ClusterNode:
         if completed.returncode != 0:
             raise RuntimeError('%s did not start (exit %d): %s%s' % (
                 self.name, completed.returncode, completed.stderr.strip(), self.log_tail()))
+        self._wait_launched()
+
+    def _wait_launched(self, timeout: float = START_TIMEOUT) -> None:
+        """Wait until the pid file names the daemon: a real `rethinkdb --daemon` returns before writing it, and
+        a cluster that counted its servers by pid file then would wait for fewer servers than it started."""
+        deadline = time.monotonic() + timeout
+        while self.pid() is None:
+            if time.monotonic() >= deadline:
+                raise RuntimeError('%s wrote no pid file within %.0f seconds%s' % (self.name, timeout, self.log_tail()))
+            time.sleep(0.05)
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """SIGTERM the server and wait until it has exited."""
@@ -283,23 +293,33 @@ class Cluster:
         return [node for node in self.nodes if node.running()]
 
     def wait_connected(self, timeout: float = START_TIMEOUT) -> None:
-        """Wait until every running server answers queries and lists all running servers as connected."""
+        """Wait until every running server answers queries and knows every running server as table placement does.
+
+        A server places replicas on the servers in its `server_config` (the servers whose configuration it has
+        received), and that can lag behind the connections `server_status` shows; so each server must list all
+        running servers in both.
+        """
         from rethinkdb import RethinkDB
         from rethinkdb.errors import ReqlError
         r = RethinkDB()
+        system = r.db('rethinkdb')
         deadline = time.monotonic() + timeout
-        expected = len(self.running_nodes())
-        pending = list(self.running_nodes())
+        running = self.running_nodes()
+        expected = sorted(node.name for node in running)
+        pending = list(running)
         last_error = 'no answer'
         while pending:
             node = pending[0]
             try:
                 with self.connect(node.name, timeout=2) as connection:
-                    seen = r.db('rethinkdb').table('server_status').count().run(connection)
-                if seen >= expected:
+                    seen = r.expr([system.table('server_status')['name'].coerce_to('array').order_by(r.row),
+                                   system.table('server_config')['name'].coerce_to('array').order_by(r.row)]
+                                  ).run(connection)
+                if seen == [expected, expected]:
                     pending.pop(0)
                     continue
-                last_error = '%s sees %d of %d servers' % (node.name, seen, expected)
+                last_error = '%s sees %s in server_status and %s in server_config, not %s' % (
+                    node.name, seen[0], seen[1], expected)
             except (ReqlError, OSError) as error:
                 last_error = '%s: %s' % (node.name, error)
             if time.monotonic() >= deadline:
