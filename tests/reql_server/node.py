@@ -13,6 +13,7 @@ import uuid
 from . import auth, datum, errors, terms
 from .cluster import Mesh, PeerLost
 from .evaluator import Context, call, to_datum
+from .feeds import FeedHub
 from .metadata import ClusterMetadata
 from .protocol import SERVER_VERSION, VERSION_STRING, Term
 from .replication import ReplicaManager
@@ -91,6 +92,7 @@ class Node:
         bind_hosts = ['0.0.0.0'] if 'all' in options.bind else options.bind
         self.mesh = Mesh(self, bind_hosts, options.cluster_port, [self._address(item) for item in options.join])
         self.replicas = ReplicaManager(self)
+        self.feeds = FeedHub(self)
         self._initialise(fresh)
 
     @staticmethod
@@ -191,6 +193,9 @@ class Node:
                 self._directory[peer_id] = message['states']
         elif message['t'] == 'meta':
             self.metadata.merge(message['entries'])
+        elif message['t'].startswith('feed_'):
+            self.feeds.on_message(peer_id, message)
+            return
         self.replicas.poke()
 
     def on_peer_lost(self, peer_id: str) -> None:
@@ -198,6 +203,7 @@ class Node:
         with self._lock:
             self._directory.pop(peer_id, None)
         self.replicas.forget_primary(peer_id)
+        self.feeds.peer_lost(peer_id)
 
     def directory_entry(self, server_id: str, table_id: str) -> dict | None:
         """A peer's published state of its replica of a table."""
@@ -208,7 +214,7 @@ class Node:
         """Tell the peers our replica states changed."""
         self.mesh.broadcast({'t': 'states', 'states': self.replicas.my_states()})
 
-    def handle_peer_call(self, method: str, params: dict, _peer_id: str | None):
+    def handle_peer_call(self, method: str, params: dict, peer_id: str | None):
         """Answer a request from a peer."""
         if method == 'read':
             return serve_read(self, params)
@@ -228,6 +234,8 @@ class Node:
             return sorted(self.mesh.connected())
         if method == 'index_ready':
             return self.replicas.index_ready(params['table'], params['index'], params['definition'])
+        if method == 'feed_follow':
+            return self.feeds.follow(params['table'], peer_id, params['feed'], params['ranges'])
         if method == 'set_server_config':
             return self.set_own_config(params['name'], params['tags'], params['cache_size_mb'])
         raise errors.internal('Unknown cluster request %s.' % method)

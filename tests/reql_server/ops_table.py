@@ -7,9 +7,10 @@ import uuid
 from . import blobs, datum, errors, terms
 from .blobs import write_hook_datum
 from .evaluator import (
-    MISSING, Context, all_args, arg, as_bool, as_database, as_string, call_datum, check_name, handler, optarg,
-    to_datum, type_error,
+    MISSING, Context, all_args, arg, as_bool, as_database, as_int, as_string, call_datum, check_name, handler,
+    optarg, to_datum, type_error,
 )
+from .feeds import DEFAULT_QUEUE_SIZE, Feed, FeedOptions, check_queue_size, check_squash
 from .jsprint import function_text
 from .protocol import Term
 from .replication import layout
@@ -472,3 +473,26 @@ def _get_write_hook(ctx, node, scope):
     table = as_table(arg(ctx, node, 0, scope))
     hook = current_meta(ctx, table).get('write_hook')
     return write_hook_datum(hook['function']) if hook else None
+
+
+@handler(Term.CHANGES)
+def _changes(ctx, node, scope):
+    """table.changes() and table.get(key).changes(): a feed, started (following the table) before it is returned."""
+    squash = check_squash(to_datum(optarg(ctx, node, 'squash', scope, False)))
+    flags = {name: as_bool(optarg(ctx, node, name, scope, False))
+             for name in ('include_initial', 'include_states', 'include_types', 'include_offsets')}
+    queue_size = optarg(ctx, node, 'changefeed_queue_size', scope, None)
+    if queue_size is None:
+        queue_size = ctx.global_optarg('changefeed_queue_size')
+    queue_size = DEFAULT_QUEUE_SIZE if queue_size is None else check_queue_size(as_int(queue_size))
+    options = FeedOptions(squash, flags['include_initial'], flags['include_states'], flags['include_types'],
+                          queue_size)
+    source = arg(ctx, node, 0, scope)
+    if isinstance(source, Table):
+        feed = Feed(ctx.node.feeds, source, options)
+    elif isinstance(source, SingleSelection) and isinstance(source.table, Table):
+        feed = Feed(ctx.node.feeds, source.table, options, point_key=source.key)
+    else:
+        raise errors.logic('The ReQL test server has changefeeds on a table or on `get` of one row only.')
+    feed.start()
+    return feed

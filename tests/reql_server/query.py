@@ -11,6 +11,7 @@ import time
 
 from . import datum, errors, terms
 from .evaluator import Context, evaluate, to_datum, value_type_name
+from .feeds import Feed
 from .protocol import ErrorType, QueryType, ResponseType
 from .values import Database, Func, Ordering, Sequence, SingleSelection
 
@@ -25,16 +26,16 @@ GLOBAL_OPTARGS = {'db', 'read_mode', 'durability', 'noreply', 'profile', 'array_
 
 
 def response(kind: ResponseType, data_json: str, error_type: ErrorType | None = None, frames=None,
-             notes: bool = False) -> str:
-    """A response body, fields in the real server's order (t, e, r, b, n)."""
+             notes: bool | list = False) -> str:
+    """A response body, fields in the real server's order (t, e, r, b, n); `notes` True for an empty list."""
     parts = ['"t":%d' % kind]
     if error_type is not None:
         parts.append('"e":%d' % error_type)
     parts.append('"r":' + data_json)
     if frames is not None:
         parts.append('"b":' + json.dumps(frames))
-    if notes:
-        parts.append('"n":[]')
+    if notes is not False:
+        parts.append('"n":' + json.dumps(notes if isinstance(notes, list) else []))
     return '{' + ','.join(parts) + '}'
 
 
@@ -95,6 +96,28 @@ class Cursor:
         return False
 
 
+class FeedCursor:
+    """A changefeed's cursor: the first response right away, each CONTINUE waits for changes, STOP ends it."""
+
+    def __init__(self, feed: Feed):
+        self.feed = feed
+        self._first = True
+        self.lock = threading.Lock()
+
+    def next_response(self) -> str:
+        """SUCCESS_PARTIAL with the feed's notes; after STOP, an empty SUCCESS_SEQUENCE (as the real server)."""
+        documents = self.feed.next_batch(wait=not self._first)
+        self._first = False
+        if documents is None:
+            return response(ResponseType.SUCCESS_SEQUENCE, '[]')
+        return response(ResponseType.SUCCESS_PARTIAL, '[' + ','.join(datum.to_json(doc) for doc in documents) + ']',
+                        notes=self.feed.notes())
+
+    def stop(self) -> None:
+        """End the feed (a CONTINUE waiting on it returns)."""
+        self.feed.close()
+
+
 class Session:
     """The queries of one authenticated client connection."""
 
@@ -106,14 +129,20 @@ class Session:
         self._noreply_done = threading.Condition()
         self._noreply_running = 0
 
-    def handle(self, token: int, message) -> str | None:
-        """The response to one client message (None for noreply queries)."""
+    def cursor(self, token: int):
+        """The open cursor of a token, or None (taken when a CONTINUE arrives, so a STOP after it cannot overtake
+        it while it waits for a query thread)."""
+        with self._lock:
+            return self._cursors.get(token)
+
+    def handle(self, token: int, message, cursor=None) -> str | None:
+        """The response to one client message (None for noreply queries); a CONTINUE may bring its cursor."""
         try:
             kind = message[0]
             if kind == QueryType.START:
                 return self._start(token, message)
             if kind == QueryType.CONTINUE:
-                return self._continue(token)
+                return self._continue(token, cursor)
             if kind == QueryType.STOP:
                 self._stop(token)
                 return response(ResponseType.SUCCESS_SEQUENCE, '[]', notes=True)
@@ -162,6 +191,15 @@ class Session:
             raise
         ctx = Context(self.node, global_optargs, self.user)
         value = evaluate(ctx, root, {})
+        if isinstance(value, Feed):
+            cursor = FeedCursor(value)
+            with self._lock:
+                self._cursors[token] = cursor
+            try:
+                return cursor.next_response()
+            except errors.ReqlError:
+                self._stop(token)
+                raise
         if isinstance(value, Sequence):
             options = {name: ctx.global_optarg(name) for name in ('max_batch_rows', 'max_batch_bytes')}
             cursor = Cursor(value, {name: int(option) for name, option in options.items() if option})
@@ -178,24 +216,28 @@ class Session:
             value = value.row
         return response(ResponseType.SUCCESS_ATOM, '[' + datum.to_json(to_datum(value)) + ']')
 
-    def _continue(self, token: int) -> str:
-        with self._lock:
-            cursor = self._cursors.get(token)
+    def _continue(self, token: int, cursor) -> str:
+        if cursor is None:
+            cursor = self.cursor(token)
         if cursor is None:
             raise errors.client_error('Token %d not in stream cache.' % token)
         with cursor.lock:
             try:
                 answer = cursor.next_response()
             except errors.ReqlError:
-                self._stop(token)
+                self._stop(token, cursor)
                 raise
         if not answer.startswith('{"t":%d' % ResponseType.SUCCESS_PARTIAL):
-            self._stop(token)
+            self._stop(token, cursor)
         return answer
 
-    def _stop(self, token: int) -> None:
+    def _stop(self, token: int, cursor=None) -> None:
+        """Forget a token's cursor (only `cursor`, when given: the token may name a newer query by now)."""
         with self._lock:
-            self._cursors.pop(token, None)
+            if cursor is None or self._cursors.get(token) is cursor:
+                cursor = self._cursors.pop(token, None)
+        if isinstance(cursor, FeedCursor):
+            cursor.stop()
 
     def _wait_noreply(self) -> None:
         with self._noreply_done:
@@ -203,6 +245,10 @@ class Session:
                 self._noreply_done.wait()
 
     def close(self) -> None:
-        """Forget every open cursor."""
+        """Forget every open cursor (and end the feeds)."""
         with self._lock:
+            cursors = list(self._cursors.values())
             self._cursors.clear()
+        for cursor in cursors:
+            if isinstance(cursor, FeedCursor):
+                cursor.stop()

@@ -318,6 +318,7 @@ class ReplicaManager:
                 return
             store = self._stores.pop(table_id, None)
         self._drop_state(table_id)
+        self.node.feeds.table_gone(table_id)
         if store is not None:
             store.close()
             for suffix in ('', '-wal', '-shm'):

@@ -384,6 +384,7 @@ def serve_write(node, request: dict) -> dict:
             compute = _row_computer(node, request['how'], request['now'])
             items = [(key, None) for key in request['keys']]
         pending: dict = {}
+        originals: dict = {}
         encoded_keys = [datum.encode_key(key) for key, _doc in items]
         stored = store.get_many(encoded_keys)
         for (key, doc), encoded in zip(items, encoded_keys):
@@ -392,6 +393,7 @@ def serve_write(node, request: dict) -> dict:
             else:
                 text = stored.get(encoded)
                 old_row = json.loads(text) if text is not None else None
+                originals[encoded] = old_row
             if request['op'] == 'insert':
                 new_row, stats = insert_row(primary_key, old_row, doc, request['conflict'], resolve, return_changes)
             elif 'values' in request['how']:
@@ -415,7 +417,10 @@ def serve_write(node, request: dict) -> dict:
             versions = replicas.clock.next_many(len(unique))
             rows = [(encoded, None if pending[encoded] is None else datum.to_json(pending[encoded]), version)
                     for encoded, version in zip(unique, versions)]
-            replicas.replicate(table_id, table, shard, rows, durability == 'hard', pending)
+            try:
+                replicas.replicate(table_id, table, shard, rows, durability == 'hard', pending)
+            finally:
+                node.feeds.publish(table_id, [(encoded, originals[encoded], pending[encoded]) for encoded in unique])
     if first_error is not None:
         total['first_error'] = first_error
     if per_item is not None:

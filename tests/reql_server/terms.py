@@ -113,6 +113,8 @@ SPECS = {
     Term.MAXVAL: (0, 0, ()),
     Term.GROUP: (1, ANY, ('index', 'multi')),
     Term.UNGROUP: (1, 1, ()),
+    Term.CHANGES: (1, 1, ('squash', 'changefeed_queue_size', 'include_initial', 'include_offsets', 'include_states',
+                          'include_types')),
 }
 
 

@@ -153,14 +153,16 @@ class ClientConnection:
                 self._reply(token, error_response(errors.client_error(
                     'Client is buggy (failed to deserialize query).')))
                 continue
-            if message[0] in (QueryType.START, QueryType.CONTINUE, QueryType.NOREPLY_WAIT):
+            if message[0] == QueryType.CONTINUE:
+                self.pool.submit(self._answer, token, message, self.session.cursor(token))
+            elif message[0] in (QueryType.START, QueryType.NOREPLY_WAIT):
                 self.pool.submit(self._answer, token, message)
             else:
                 self._answer(token, message)
 
-    def _answer(self, token: int, message: list) -> None:
+    def _answer(self, token: int, message: list, cursor=None) -> None:
         try:
-            answer = self.session.handle(token, message)
+            answer = self.session.handle(token, message, cursor)
         except Exception as error:  # pylint: disable=broad-except
             LOG.exception('query failed unexpectedly')
             answer = error_response(errors.internal('Unexpected exception: %s' % error))
