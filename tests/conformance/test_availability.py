@@ -117,3 +117,25 @@ def test_indexes_with_a_stopped_replica(r, conn, node3_down):
     waited = spread.index_wait('id_copy').run(conn)
     assert [(status['index'], status['ready']) for status in waited] == [('id_copy', True)]
     assert spread.get_all(3, index='id_copy').count().run(conn) == 1
+
+
+def test_reconfigure_with_a_stopped_server(r, conn, node3_down):
+    """With node3 stopped the placement sees two servers: a reachable table gets the replica-count error (dry run
+    or not), a table whose only server is stopped the unreachable error, which comes first."""
+    db = node3_down
+    too_many = ('Can\'t put 3 replicas on servers with the tag `default` because there are only 2 servers with the '
+                'tag `default`. It\'s impossible to have more replicas of the data than there are servers.')
+    unreachable = ('The server(s) hosting table `%s.alone` are currently unreachable. The table was not reconfigured. '
+                   'If you do not expect the server(s) to recover, you can use `emergency_repair` to restore '
+                   'availability of the table. <http://rethinkdb.com/api/javascript/reconfigure/#emergency-repair-mode>'
+                   % db)
+    for dry_run in (True, False):
+        with pytest.raises(ReqlOpFailedError) as raised:
+            r.db(db).table('spread').reconfigure(shards=1, replicas=3, dry_run=dry_run).run(conn)
+        assert raised.value.message == too_many
+        with pytest.raises(ReqlOpFailedError) as raised:
+            r.db(db).table('alone').reconfigure(shards=1, replicas=3, dry_run=dry_run).run(conn)
+        assert raised.value.message == unreachable
+    planned = r.db(db).table('spread').reconfigure(shards=1, replicas=2, dry_run=True).run(conn)
+    assert planned['reconfigured'] == 0
+    assert sorted(planned['config_changes'][0]['new_val']['shards'][0]['replicas']) == ['node1', 'node2']
