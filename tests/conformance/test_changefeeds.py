@@ -212,3 +212,63 @@ def test_feed_ends_when_its_server_stops(r, cluster, conn, events):
         cluster.start_node('node2')
         connection.close(noreply_wait=False)
     wait_for(lambda: r.db('rethinkdb').table('server_status').count().run(conn) == 3)
+
+
+def test_subscribing_needs_the_primaries(r, cluster, conn, db):
+    r.db(db).table_create('remote').run(conn)
+    table = r.db(db).table('remote')
+    table.config().update({'shards': [{'primary_replica': 'node3', 'replicas': ['node3']}]}).run(conn)
+    table.wait(timeout=60).run(conn)
+    cluster.stop_node('node3')
+    try:
+        wait_for(lambda: r.db('rethinkdb').table('server_status').count().run(conn) == 2)
+        with pytest.raises(ReqlOpFailedError) as raised:
+            table.changes().run(conn)
+        assert raised.value.message == ('cannot subscribe to table `%s.remote`: primary replica for shard '
+                                        '["", +inf) not available' % db)
+    finally:
+        cluster.start_node('node3')
+        table.wait(timeout=60).run(conn)
+
+
+@pytest.fixture
+def on_node1(r, conn, events):
+    """`events` with its one replica on node1."""
+    events.config().update({'shards': [{'primary_replica': 'node1', 'replicas': ['node1']}]}).run(conn)
+    events.wait(timeout=60).run(conn)
+    return events
+
+
+def test_feed_survives_more_replicas(r, conn, on_node1):
+    with on_node1.changes().run(conn) as feed:
+        on_node1.config().update(
+            {'shards': [{'primary_replica': 'node1', 'replicas': ['node1', 'node2', 'node3']}]}).run(conn)
+        on_node1.wait(timeout=60).run(conn)
+        on_node1.get(1).update({'n': 12}).run(conn)
+        assert feed.next(wait=60) == {'new_val': {'id': 1, 'n': 12}, 'old_val': {'id': 1, 'n': 1}}
+
+
+def test_feed_aborts_on_a_reshard(r, conn, on_node1):
+    with on_node1.changes().run(conn) as feed:
+        assert on_node1.reconfigure(shards=2, replicas=1).run(conn)['reconfigured'] == 1
+        on_node1.wait(timeout=60).run(conn)
+        with pytest.raises(ReqlOpFailedError) as raised:
+            feed.next(wait=60)
+        assert raised.value.message == ABORTED
+
+
+def test_feed_aborts_when_the_primary_moves(r, conn, on_node1):
+    with on_node1.changes().run(conn) as feed:
+        on_node1.config().update({'shards': [{'primary_replica': 'node2', 'replicas': ['node1', 'node2']}]}).run(conn)
+        on_node1.wait(timeout=60).run(conn)
+        with pytest.raises(ReqlOpFailedError) as raised:
+            feed.next(wait=60)
+        assert raised.value.message == ABORTED
+
+
+def test_feed_aborts_when_the_table_is_dropped(r, conn, db, events):
+    with events.changes().run(conn) as feed:
+        r.db(db).table_drop('events').run(conn)
+        with pytest.raises(ReqlOpFailedError) as raised:
+            feed.next(wait=60)
+        assert raised.value.message == ABORTED

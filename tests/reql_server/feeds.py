@@ -273,14 +273,14 @@ class FeedHub:
                 continue
             primary = self.node.replicas.primary_of(feed.table_id, table, shard)
             if primary is None:
-                raise errors.op_failed('Cannot perform read: primary replica for shard %s not available'
-                                       % shard_name(shard))
-            ranges_by_server.setdefault(primary, []).extend(ranges)
+                raise errors.op_failed('cannot subscribe to table `%s`: primary replica for shard %s not available'
+                                       % (feed.display_name, shard_name(shard)))
+            ranges_by_server.setdefault(primary, []).append((shard.key_range, ranges))
         with self._lock:
             self._feeds[feed.id] = feed
         try:
-            for server, ranges in ranges_by_server.items():
-                wire = [[_hex(item.lower), item.lower_open, _hex(item.upper), item.upper_open] for item in ranges]
+            for server, followed in ranges_by_server.items():
+                wire = [[_wire(shard_range), [_wire(item) for item in ranges]] for shard_range, ranges in followed]
                 if server == self.node.server_id:
                     self.follow(feed.table_id, server, feed.id, wire)
                 else:
@@ -335,13 +335,43 @@ class FeedHub:
 
     # -- the publisher side
 
-    def follow(self, table_id: str, subscriber: str, feed_id: str, wire_ranges: list) -> bool:
-        """A feed (here or on `subscriber`) wants the changes this server applies to keys in these ranges."""
-        ranges = [KeyRange(_bytes(lower), lower_open, _bytes(upper), upper_open)
-                  for lower, lower_open, upper, upper_open in wire_ranges]
+    def follow(self, table_id: str, subscriber: str, feed_id: str, wire_shards: list) -> bool:
+        """A feed (here or on `subscriber`) wants the changes this server applies as primary of these shards
+        ([[shard key range, [followed key ranges]]]), for as long as it stays their primary."""
+        shards = [(_key_range(shard_range), [_key_range(item) for item in ranges]) for shard_range, ranges in wire_shards]
         with self._lock:
-            self._followers.setdefault(table_id, {})[(subscriber, feed_id)] = ranges
+            self._followers.setdefault(table_id, {})[(subscriber, feed_id)] = shards
         return True
+
+    def check_primaries(self) -> None:
+        """End the feeds following shards this server no longer leads: the real primary's changefeed server goes
+        with its primary role, so a reshard or a move of the primary ends them (a change of replicas does not)."""
+        with self._lock:
+            followed = {table_id: dict(followers) for table_id, followers in self._followers.items() if followers}
+        for table_id, followers in followed.items():
+            table = self.node.metadata.get('table/' + table_id)
+            if table is None:
+                continue
+            current = {_range_key(shard.key_range): shard for shard in layout(table)}
+            for follower, shards in followers.items():
+                if not all(self._still_primary(table_id, table, current.get(_range_key(shard_range)))
+                           for shard_range, _ranges in shards):
+                    self._stop_follower(table_id, follower)
+
+    def _still_primary(self, table_id: str, table: dict, shard) -> bool:
+        if shard is None:
+            return False
+        primary = self.node.replicas.primary_of(table_id, table, shard)
+        return primary in (None, self.node.server_id)
+
+    def _stop_follower(self, table_id: str, follower: tuple) -> None:
+        with self._lock:
+            self._followers.get(table_id, {}).pop(follower, None)
+        subscriber, feed_id = follower
+        if subscriber == self.node.server_id:
+            self._abort_feed(feed_id)
+        else:
+            self.node.mesh.send(subscriber, {'t': 'feed_stop', 'feed': feed_id})
 
     def unfollow(self, subscriber: str, feed_id: str) -> None:
         """Stop sending a feed changes."""
@@ -354,7 +384,8 @@ class FeedHub:
         following their keys (called under the table's write lock, so in the order they were applied)."""
         with self._lock:
             followers = list(self._followers.get(table_id, {}).items())
-        for (subscriber, feed_id), ranges in followers:
+        for (subscriber, feed_id), shards in followers:
+            ranges = [key_range for _shard_range, shard_ranges in shards for key_range in shard_ranges]
             wanted = [[key.hex(), old, new] for key, old, new in changes
                       if any(key_range.contains(key) for key_range in ranges)]
             if not wanted:
@@ -367,17 +398,24 @@ class FeedHub:
     def table_gone(self, table_id: str) -> None:
         """This server no longer holds the table: the feeds following it here end."""
         with self._lock:
-            followers = list(self._followers.pop(table_id, {}))
-        for subscriber, feed_id in followers:
-            if subscriber == self.node.server_id:
-                self._abort_feed(feed_id)
-            else:
-                self.node.mesh.send(subscriber, {'t': 'feed_stop', 'feed': feed_id})
+            followers = list(self._followers.get(table_id, {}))
+        for follower in followers:
+            self._stop_follower(table_id, follower)
+
+
+def _wire(key_range: KeyRange) -> list:
+    return [_hex(key_range.lower), key_range.lower_open, _hex(key_range.upper), key_range.upper_open]
+
+
+def _key_range(wire: list) -> KeyRange:
+    lower, lower_open, upper, upper_open = wire
+    return KeyRange(None if lower is None else bytes.fromhex(lower), lower_open,
+                    None if upper is None else bytes.fromhex(upper), upper_open)
+
+
+def _range_key(key_range: KeyRange) -> tuple:
+    return (key_range.lower, key_range.lower_open, key_range.upper, key_range.upper_open)
 
 
 def _hex(key: bytes | None):
     return None if key is None else key.hex()
-
-
-def _bytes(text: str | None):
-    return None if text is None else bytes.fromhex(text)

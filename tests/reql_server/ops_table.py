@@ -489,10 +489,12 @@ def _changes(ctx, node, scope):
                           queue_size)
     source = arg(ctx, node, 0, scope)
     if isinstance(source, Table):
-        feed = Feed(ctx.node.feeds, source, options)
+        kind, feed = 'range', Feed(ctx.node.feeds, source, options)
     elif isinstance(source, SingleSelection) and isinstance(source.table, Table):
-        feed = Feed(ctx.node.feeds, source.table, options, point_key=source.key)
+        kind, feed = 'point', Feed(ctx.node.feeds, source.table, options, point_key=source.key)
     else:
         raise errors.logic('The ReQL test server has changefeeds on a table or on `get` of one row only.')
+    if flags['include_offsets']:
+        raise errors.logic('Cannot include offsets for %s subs.' % kind)
     feed.start()
     return feed

@@ -109,7 +109,7 @@ class FeedCursor:
         documents = self.feed.next_batch(wait=not self._first)
         self._first = False
         if documents is None:
-            return response(ResponseType.SUCCESS_SEQUENCE, '[]')
+            return response(ResponseType.SUCCESS_SEQUENCE, '[]', notes=True)
         return response(ResponseType.SUCCESS_PARTIAL, '[' + ','.join(datum.to_json(doc) for doc in documents) + ']',
                         notes=self.feed.notes())
 

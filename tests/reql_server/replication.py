@@ -304,6 +304,7 @@ class ReplicaManager:
                     self._retire(table_id, table)
                 continue
             self._reconcile_table(table_id, table, shards)
+        self.node.feeds.check_primaries()
 
     def _retire(self, table_id: str, table: dict) -> None:
         """No longer a replica: keep the copy (new replicas may pull from it) until every replica is ready."""
