@@ -295,31 +295,29 @@ class Cluster:
     def wait_connected(self, timeout: float = START_TIMEOUT) -> None:
         """Wait until every running server answers queries and knows every running server as table placement does.
 
-        A server places replicas on the servers in its `server_config` (the servers whose configuration it has
-        received), and that can lag behind the connections `server_status` shows; so each server must list all
-        running servers in both.
+        A real server places replicas on the servers its server_config_client knows, which can lag behind the rows
+        of `server_status`; that client is also what fills `network.connected_to`. So each server must list all
+        running servers in `server_status`, each of them connected to all the others.
         """
         from rethinkdb import RethinkDB
         from rethinkdb.errors import ReqlError
         r = RethinkDB()
-        system = r.db('rethinkdb')
         deadline = time.monotonic() + timeout
-        running = self.running_nodes()
-        expected = sorted(node.name for node in running)
-        pending = list(running)
+        expected = sorted(node.name for node in self.running_nodes())
+        pending = list(self.running_nodes())
         last_error = 'no answer'
         while pending:
             node = pending[0]
             try:
                 with self.connect(node.name, timeout=2) as connection:
-                    seen = r.expr([system.table('server_status')['name'].coerce_to('array').order_by(r.row),
-                                   system.table('server_config')['name'].coerce_to('array').order_by(r.row)]
-                                  ).run(connection)
-                if seen == [expected, expected]:
+                    rows = list(r.db('rethinkdb').table('server_status').pluck('name', {'network': 'connected_to'})
+                                .run(connection))
+                seen = {row['name']: row['network']['connected_to'] for row in rows}
+                if sorted(seen) == expected and all(connected.get(other) is True for name, connected in seen.items()
+                                                    for other in expected if other != name):
                     pending.pop(0)
                     continue
-                last_error = '%s sees %s in server_status and %s in server_config, not %s' % (
-                    node.name, seen[0], seen[1], expected)
+                last_error = '%s sees %s, not all of %s connected' % (node.name, seen, expected)
             except (ReqlError, OSError) as error:
                 last_error = '%s: %s' % (node.name, error)
             if time.monotonic() >= deadline:
