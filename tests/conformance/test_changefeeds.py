@@ -51,6 +51,15 @@ def events(r, conn, db):
 
 
 @pytest.fixture
+def on_node1(r, conn, events):
+    """`events` with its one replica on node1, the server the tests query: the changes a test reads at once
+    are all there when its writes have returned."""
+    events.config().update({'shards': [{'primary_replica': 'node1', 'replicas': ['node1']}]}).run(conn)
+    events.wait(timeout=60).run(conn)
+    return events
+
+
+@pytest.fixture
 def wire(cluster):
     """A connection to node1 used through its socket."""
     connection = cluster.connect('node1')
@@ -135,7 +144,8 @@ def test_feed_cursor_on_the_wire(r, conn, events, wire):
     assert wire.receive()[1]['t'] == SUCCESS_SEQUENCE
 
 
-def test_squash_merges_the_changes_of_a_key(r, conn, events, wire):
+def test_squash_merges_the_changes_of_a_key(r, conn, on_node1, wire):
+    events = on_node1
     wire.start(1, events.changes(squash=True))
     assert wire.receive()[1]['t'] == SUCCESS_PARTIAL
     events.get(1).update({'n': 5}).run(conn)
@@ -151,9 +161,10 @@ def test_squash_merges_the_changes_of_a_key(r, conn, events, wire):
     wire.receive()
 
 
-def test_queue_overflow_skips_changes(r, conn, events, wire):
+def test_queue_overflow_skips_changes(r, conn, on_node1, wire):
     """Past `changefeed_queue_size` unread changes the queue is dropped; the reader gets one error document
     counting them, then the changes that came after."""
+    events = on_node1
     wire.start(1, events.changes(changefeed_queue_size=5))
     assert wire.receive()[1]['t'] == SUCCESS_PARTIAL
     for key in range(10, 20):
@@ -229,14 +240,6 @@ def test_subscribing_needs_the_primaries(r, cluster, conn, db):
     finally:
         cluster.start_node('node3')
         table.wait(timeout=60).run(conn)
-
-
-@pytest.fixture
-def on_node1(r, conn, events):
-    """`events` with its one replica on node1."""
-    events.config().update({'shards': [{'primary_replica': 'node1', 'replicas': ['node1']}]}).run(conn)
-    events.wait(timeout=60).run(conn)
-    return events
 
 
 def test_feed_survives_more_replicas(r, conn, on_node1):

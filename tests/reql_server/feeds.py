@@ -127,7 +127,6 @@ class Feed(Sequence):
         self._skipped = 0
         self._error: errors.ReqlError | None = None
         self._closed = False
-        self._started = False
         self._prelude = None
         self._cond = threading.Condition()
 
@@ -183,7 +182,6 @@ class Feed(Sequence):
         """Follow the table's primaries, then prepare what comes before the changes."""
         self.hub.open(self)
         self._prelude = self._prelude_batches()
-        self._started = True
 
     def _prelude_batches(self):
         options = self.options

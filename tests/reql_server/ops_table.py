@@ -477,7 +477,8 @@ def _get_write_hook(ctx, node, scope):
 
 @handler(Term.CHANGES)
 def _changes(ctx, node, scope):
-    """table.changes() and table.get(key).changes(): a feed, started (following the table) before it is returned."""
+    """table.changes() and table.get(key).changes(): a feed, which starts following the table when it is the
+    query's result (so a feed used any other way follows nothing)."""
     squash = check_squash(to_datum(optarg(ctx, node, 'squash', scope, False)))
     flags = {name: as_bool(optarg(ctx, node, name, scope, False))
              for name in ('include_initial', 'include_states', 'include_types', 'include_offsets')}
@@ -496,5 +497,4 @@ def _changes(ctx, node, scope):
         raise errors.logic('The ReQL test server has changefeeds on a table or on `get` of one row only.')
     if flags['include_offsets']:
         raise errors.logic('Cannot include offsets for %s subs.' % kind)
-    feed.start()
     return feed

@@ -192,6 +192,7 @@ class Session:
         ctx = Context(self.node, global_optargs, self.user)
         value = evaluate(ctx, root, {})
         if isinstance(value, Feed):
+            value.start()
             cursor = FeedCursor(value)
             with self._lock:
                 self._cursors[token] = cursor
