@@ -53,8 +53,8 @@ def test_cache_sizes(r, conn):
               for row in r.db('rethinkdb').table('server_status').run(conn)}
     for name in ('node1', 'node2', 'node3'):
         if name in CACHE_SIZES:
-            assert configs[name] == CACHE_SIZES[name] and type(configs[name]) is int
-            assert actual[name] == CACHE_SIZES[name] and type(actual[name]) is int
+            assert configs[name] == CACHE_SIZES[name] and isinstance(configs[name], int)
+            assert actual[name] == CACHE_SIZES[name] and isinstance(actual[name], int)
         else:
             assert configs[name] == 'auto'
             assert isinstance(actual[name], (int, float)) and actual[name] >= 100
