@@ -171,11 +171,6 @@ class Feed(Sequence):
             self._cond.notify_all()
         self.hub.close(self)
 
-    @property
-    def closed(self) -> bool:
-        """Whether the client stopped the feed."""
-        return self._closed
-
     # -- reading
 
     def start(self) -> None:
