@@ -77,4 +77,3 @@ class Watchdog:
             return False
         finally:
             os.close(self._control)
-

@@ -58,12 +58,10 @@ def needs(*tools):
     return pytest.mark.skipif(bool(missing), reason='snapshot tests need %s' % ', '.join(missing))
 
 
-
 def close_quietly(connection) -> None:
     """Close a connection whose server may be gone; a broken connection has nothing left to close."""
     with contextlib.suppress(ReqlError, OSError):
         connection.close(noreply_wait=False)
-
 
 
 def inventory_with(cluster: Cluster, path: Path, group_vars: dict, host_vars: dict | None = None) -> Path:
@@ -111,7 +109,6 @@ class Setup:
         return set_catalog.list_sets(LocalRepository(str(self.backups)), 'rethinkdb')
 
 
-
 @contextlib.contextmanager
 def started(root: Path, data_dirs: dict | None = None):
     """A 3-node cluster (data directories where given), always torn down before its filesystems go."""
@@ -127,7 +124,6 @@ def documents(cluster: Cluster, table: str) -> dict:
     """Every document of a bigchain table by id."""
     with cluster.connect() as connection:
         return dict((document['id'], document) for document in r.db('bigchain').table(table).run(connection))
-
 
 
 def damage(cluster: Cluster) -> None:
@@ -149,11 +145,9 @@ def assert_healthy(cluster: Cluster) -> None:
     assert all(len(config['shards'][0]['replicas']) == 3 for config in configs), configs
 
 
-
 def journal(data_dir: Path) -> dict:
     """A node's restore journal."""
     return json.loads(Path('%s.restore-journal.json' % data_dir).read_text())
-
 
 
 def assert_released(setup: Setup, *staging_dirs: Path) -> None:
