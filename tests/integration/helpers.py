@@ -78,13 +78,15 @@ def inventory_with(cluster: Cluster, path: Path, group_vars: dict, host_vars: di
 class Setup:
     """A cluster loaded with BigchainDB data (3 replicas), its inventory and ansible-playbook, and where its backups go."""
 
-    def __init__(self, cluster: Cluster, workdir: Path, host_vars: dict | None = None):
+    def __init__(self, cluster: Cluster, workdir: Path, host_vars: dict | None = None, shared_path: bool = False):
+        """shared_path: the sets in a repository of kind path (as every node mounted one directory), not on the controller."""
         self.cluster = cluster
         self.workdir = workdir
         self.backups = workdir / 'backups'
         self.host_vars = host_vars or {}
         self.node_dirs = workdir / 'node-dirs'
-        self.group_vars = dict(rethinkdb_backup_root=str(self.backups), rethinkdb_backup_node_dir=str(self.node_dirs))
+        repository = ('path:%s' if shared_path else '%s') % self.backups
+        self.group_vars = dict(rethinkdb_backup_repository=repository, rethinkdb_backup_node_dir=str(self.node_dirs))
         self.ansible = Ansible(workdir, inventory_with(cluster, workdir / 'inventory.yml', self.group_vars, self.host_vars))
         load_bigchain(cluster, blocks=20, replicas=3)
 

@@ -217,7 +217,26 @@ def fixture_btrfs_setup(tmp_path_factory):
             subprocess.run(['btrfs', 'subvolume', 'create', str(subvolume)], check=True, stdout=subprocess.DEVNULL)
             data_dirs[name] = subvolume / 'default'
         cluster = mounted.enter_context(started(root, data_dirs))
-        yield Setup(cluster, root)
+        yield Setup(cluster, root, shared_path=True)
+
+
+@needs('losetup', 'mkfs.btrfs', 'btrfs')
+def test_a_shared_path_not_mounted_on_a_node_is_refused_before_any_snapshot(btrfs_setup):
+    """node3 sees another directory at the repository's path (its mount is missing): its preflight cannot find
+    the set the controller began there, and nothing is taken anywhere."""
+    elsewhere = btrfs_setup.workdir / 'not-mounted'
+    elsewhere.mkdir()
+    ansible = btrfs_setup.other_inventory('unmounted', dict(node3=dict(rethinkdb_backup_repository='path:%s' % elsewhere)))
+    before = state_of(btrfs_setup)
+
+    refused = ansible.playbook(BACKUP, dict(method='snapshot', backend='btrfs'), expect_rc=2)
+
+    [(task, host, message)] = [failure for failure in refused.failures() if failure[0] == 'Check that the node can take its snapshot']
+    assert host == 'node3'
+    assert 'does not hold set' in message and 'mount the shared repository at %s on this node' % elsewhere in message
+    assert refused.results(SNAPSHOT_TASK) == []
+    assert list(elsewhere.iterdir()) == []
+    assert_untouched(btrfs_setup, before)
 
 
 @needs('losetup', 'mkfs.btrfs', 'btrfs')
