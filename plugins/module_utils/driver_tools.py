@@ -340,8 +340,8 @@ def _open_archive(path: str, writer_done: threading.Event | None):
         writer_done.wait(FOLLOW_POLL_SECONDS)
 
 
-class _DocumentCounter:
-    """Counts the documents of a table's .json, one JSON array of objects, holding one document at a time."""
+class _DocumentArray:
+    """Reads the documents of a table's .json, one JSON array of objects, holding one document at a time."""
 
     def __init__(self, stream, label: str):
         self._stream = stream
@@ -381,7 +381,7 @@ class _DocumentCounter:
         self._position += 1
         return found
 
-    def _skip_document(self) -> None:
+    def _next_document(self) -> dict:
         found = self._peek()
         if not found:
             raise self._defect('ends before its JSON array is closed')
@@ -389,27 +389,119 @@ class _DocumentCounter:
             raise self._defect('holds something other than a JSON object where a document should be')
         while True:
             try:
-                dummy, self._position = _DECODER.raw_decode(self._text, self._position)
-                return
+                document, self._position = _DECODER.raw_decode(self._text, self._position)
+                return document
             except ValueError as exc:
                 pending = len(self._text) - self._position
                 if pending > DOCUMENT_LIMIT_CHARS or not self._fill(max(CHUNK_BYTES, pending)):
                     raise self._defect('has a document that is not valid JSON (%s)' % exc)
 
-    def count(self) -> int:
+    def documents(self):
+        """Every document in turn; DumpArchiveError at the first defect of the array."""
         self._take('[')
-        documents = 0
         if self._peek() == ']':
             self._position += 1
         else:
             while True:
-                self._skip_document()
-                documents += 1
+                yield self._next_document()
                 if self._take(',]') == ']':
                     break
         if self._peek():
             raise self._defect('has data after the end of its JSON array')
-        return documents
+
+    def count(self) -> int:
+        return sum(1 for dummy in self.documents())
+
+
+class _Prefixed:
+    """A stream with bytes already read from it put back in front."""
+
+    def __init__(self, head: bytes, stream):
+        self._head = head
+        self._stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._head:
+            return self._stream.read(size)
+        chunk = self._head if size < 0 else self._head[:size]
+        self._head = self._head[len(chunk):]
+        return chunk
+
+
+def _tool_layout_head(stream) -> bytes:
+    """The start of a .json up to the end of its first document's line: at least '[\n' and the line after it,
+    or everything when the data ends first."""
+    head = b''
+    while head.count(b'\n') < 2:
+        chunk = stream.read(CHUNK_BYTES)
+        if not chunk:
+            break
+        head += chunk
+        if len(head) > DOCUMENT_LIMIT_CHARS:
+            break
+    return head
+
+
+def _in_tool_layout(head: bytes) -> bool:
+    """Whether a .json starts as rethinkdb dump writes it: '[' on a line, then a whole document on the next line
+    (or the ']' of an empty table)."""
+    if not head.startswith(b'[\n'):
+        return False
+    first_line = head[2:].split(b'\n', 1)[0]
+    return first_line == b']' or (first_line.startswith(b'{') and first_line.rstrip(b',').endswith(b'}'))
+
+
+def document_lines(stream, label: str, batch_bytes: int = CHUNK_BYTES):
+    """A table's .json as batches (bytes) of whole lines, each line one JSON document, for parsing elsewhere.
+
+    In rethinkdb dump's layout ('[', a document a line with a comma after all but the last, ']') the lines pass
+    as they are, unparsed, with the array's '[', ']' and commas for the reader to skip (line_documents() does);
+    any other layout of a JSON array of documents is parsed here and each document written on a line of its
+    own. DumpArchiveError when the data is not a complete JSON array of documents.
+    """
+    head = _tool_layout_head(stream)
+    if not _in_tool_layout(head):
+        batch: list = []
+        size = 0
+        for document in _DocumentArray(_Prefixed(head, stream), label).documents():
+            line = json.dumps(document, ensure_ascii=False).encode('utf-8')
+            batch.append(line)
+            size += len(line)
+            if size >= batch_bytes:
+                yield b'\n'.join(batch)
+                batch, size = [], 0
+        if batch:
+            yield b'\n'.join(batch)
+        return
+    pending = head
+    ended = False
+    last_line = b''
+    while True:
+        cut = len(pending) if ended else pending.rfind(b'\n') + 1
+        if ended or (cut and len(pending) >= batch_bytes):
+            lines, pending = pending[:cut], pending[cut:]
+            if lines.strip():
+                last_line = lines.rstrip().rsplit(b'\n', 1)[-1]
+                yield lines
+            if ended:
+                break
+            continue
+        if not cut and len(pending) > DOCUMENT_LIMIT_CHARS:
+            raise DumpArchiveError('%s has a line of more than %d bytes, too long for a document' % (label, DOCUMENT_LIMIT_CHARS))
+        chunk = stream.read(CHUNK_BYTES)
+        ended = not chunk
+        pending += chunk
+    if last_line != b']':
+        raise DumpArchiveError('%s does not end with the ] of its JSON array on a line of its own, as rethinkdb dump writes it' % label)
+
+
+def line_documents(lines: bytes):
+    """The documents of one batch of document_lines(), parsed; ValueError for a line that is not one."""
+    for line in lines.split(b'\n'):
+        line = line.rstrip(b',\r ')
+        if line in (b'', b'[', b']'):
+            continue
+        yield json.loads(line)
 
 
 def _count_tool_lines(stream, label: str) -> int:
@@ -465,11 +557,14 @@ def _read_info(stream, member: tarfile.TarInfo, table: ArchivedTable) -> None:
     table.indexes = sorted(index['index'] if isinstance(index, dict) else str(index) for index in indexes)
 
 
-def _read_members(source, parse_documents: bool) -> tuple:
-    """Walk the tar inside the gzip stream once; return (top, tables by name). Reads the gzip to its end,
-    which checks its CRC."""
+def dump_members(source):
+    """Each member of a dump archive, read from `source` (its gzip stream) in archive order, as (top, db, table,
+    suffix, member, stream): db, table and suffix are None for a directory entry, stream is a table file's data.
+
+    Every member is checked before it is handed out: a safe path, one top directory, a table file at most once
+    (DumpArchiveError otherwise). Once every member is taken, the gzip is read to its end, which checks its CRC.
+    """
     top = None
-    tables: dict = {}
     seen = set()
     with gzip.GzipFile(fileobj=source, mode='rb') as unzipped:
         with tarfile.open(fileobj=unzipped, mode='r|', bufsize=CHUNK_BYTES) as archive:
@@ -480,21 +575,31 @@ def _read_members(source, parse_documents: bool) -> tuple:
                 elif member_top != top:
                     raise _unsafe(member, 'is under a second top directory (the first was %r)' % top)
                 if db is None:
+                    yield top, None, None, None, member, None
                     continue
                 if member.name in seen:
                     raise DumpArchiveError('member %r appears twice' % member.name)
                 seen.add(member.name)
-                table = tables.setdefault('%s.%s' % (db, name), ArchivedTable('%s.%s' % (db, name)))
-                table.raw_bytes += member.size
-                stream = archive.extractfile(member)
-                if suffix == INFO_SUFFIX:
-                    _read_info(stream, member, table)
-                elif parse_documents:
-                    table.documents = _DocumentCounter(stream, member.name).count()
-                else:
-                    table.documents = _count_tool_lines(stream, member.name)
+                yield top, db, name, suffix, member, archive.extractfile(member)
         while unzipped.read(CHUNK_BYTES):
             continue
+
+
+def _read_members(source, parse_documents: bool) -> tuple:
+    """Walk the archive once; return (top, tables by name)."""
+    top = None
+    tables: dict = {}
+    for top, db, name, suffix, member, stream in dump_members(source):
+        if db is None:
+            continue
+        table = tables.setdefault('%s.%s' % (db, name), ArchivedTable('%s.%s' % (db, name)))
+        table.raw_bytes += member.size
+        if suffix == INFO_SUFFIX:
+            _read_info(stream, member, table)
+        elif parse_documents:
+            table.documents = _DocumentArray(stream, member.name).count()
+        else:
+            table.documents = _count_tool_lines(stream, member.name)
     return top, tables
 
 

@@ -71,11 +71,9 @@ def endpoint(module) -> str:
     return '%s:%d' % (module.params['login_host'], module.params['login_port'])
 
 
-def connect(module):
-    """Return (r, connection) for the module's login options, or fail with a one-line reason."""
-    ensure_driver(module)
+def connect_arguments(module) -> dict:
+    """The driver's r.connect() arguments for the module's login options, the password read."""
     params = module.params
-    r = RethinkDB()
     connect_args = dict(
         host=params['login_host'],
         port=params['login_port'],
@@ -85,11 +83,22 @@ def connect(module):
     )
     if params['tls_ca_file']:
         connect_args['ssl'] = {'ca_certs': params['tls_ca_file']}
+    return connect_args
+
+
+def connect_failure(exc: Exception) -> str:
+    """Why a connection failed, without the address the driver puts first."""
+    return _DRIVER_CONNECT_PREFIX.sub('', error_text(exc))
+
+
+def connect(module):
+    """Return (r, connection) for the module's login options, or fail with a one-line reason."""
+    ensure_driver(module)
+    r = RethinkDB()
     try:
-        connection = r.connect(**connect_args)
+        connection = r.connect(**connect_arguments(module))
     except (ReqlError, OSError) as exc:
-        cause = _DRIVER_CONNECT_PREFIX.sub('', error_text(exc))
-        module.fail_json(msg='Cannot connect to RethinkDB at %s as %s: %s.' % (endpoint(module), params['login_user'], cause))
+        module.fail_json(msg='Cannot connect to RethinkDB at %s as %s: %s.' % (endpoint(module), module.params['login_user'], connect_failure(exc)))
     return r, connection
 
 

@@ -492,3 +492,54 @@ def test_counting_by_lines_refuses_any_other_layout(tmp_path, data):
 
     with pytest.raises(DumpArchiveError, match='not in the layout of rethinkdb dump'):
         read_dump_archive(write_archive(tmp_path / 'd.tar.gz', members), parse_documents=False)
+
+
+def lines_of(data: bytes, batch_bytes: int = 64, chunk_bytes: int | None = None, monkeypatch=None) -> list:
+    """The documents document_lines() hands out for a .json, parsed back by line_documents(), and its batches."""
+    if chunk_bytes is not None:
+        monkeypatch.setattr(driver_tools, 'CHUNK_BYTES', chunk_bytes)
+    batches = list(driver_tools.document_lines(io.BytesIO(data), 'db/table.json', batch_bytes))
+    return [document for batch in batches for document in driver_tools.line_documents(batch)], batches
+
+
+def test_the_tools_layout_is_handed_out_in_whole_lines_unparsed(monkeypatch):
+    documents = [{'id': number, 'text': 'x' * number} for number in range(40)]
+    found, batches = lines_of(documents_json(documents), chunk_bytes=50, monkeypatch=monkeypatch)
+    assert found == documents
+    assert len(batches) > 5 and all(batch.endswith(b'\n') for batch in batches)
+    assert b''.join(batches) == documents_json(documents)
+    assert lines_of(b'[\n]\n')[0] == []
+
+
+def test_any_other_layout_is_parsed_into_one_document_a_line():
+    documents = [{'id': 1, 'nested': {'list': [1, 2]}, 'text': 'Zürich\nline'}, {'id': 2}]
+    for data in (json.dumps(documents, indent=2).encode(), json.dumps(documents).encode(), b'  [ ]  '):
+        found, batches = lines_of(data)
+        assert found == (documents if data.strip() != b'[ ]' else [])
+        assert all(line.startswith(b'{') for batch in batches for line in batch.split(b'\n'))
+
+
+@pytest.mark.parametrize('data, problem', [
+    (b'[\n{"id": 1},\n{"id": 2}\n', 'does not end with the ] of its JSON array'),
+    (b'[\n{"id": 1}\n]\ntrailing\n', 'does not end with the ] of its JSON array'),
+    (b'[{"id": 1}, 7]', 'holds something other than a JSON object'),
+    (b'{"id": 1}', 'is not a JSON array of documents'),
+])
+def test_damaged_table_data_is_refused_by_document_lines(data, problem):
+    with pytest.raises(DumpArchiveError, match=problem):
+        lines_of(data)
+
+
+def test_a_line_that_is_no_document_is_a_value_error():
+    with pytest.raises(ValueError):
+        list(driver_tools.line_documents(b'[\n{"id": 1},\n{"id": \n]\n'))
+
+
+def test_dump_members_hands_out_every_member_after_checking_it(tmp_path):
+    path = write_archive(tmp_path / 'dump.tar.gz', table_members(sample_tables(3, 4)))
+    with open(path, 'rb') as stream:
+        seen = [(top, db, table, suffix, member.name, json.loads(data.read()) if suffix == '.json' else None)
+                for top, db, table, suffix, member, data in driver_tools.dump_members(stream)]
+    assert [entry[:4] for entry in seen] == [(TOP, 'bigchain', 'bigchain', '.info'), (TOP, 'bigchain', 'bigchain', '.json'),
+                                             (TOP, 'bigchain', 'votes', '.info'), (TOP, 'bigchain', 'votes', '.json')]
+    assert seen[1][5] == sample_tables(3, 4)['bigchain.bigchain']
