@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import base64
 import collections
+import copy
 import hashlib
 import itertools
 import json
@@ -25,6 +26,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
+import base58
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rethinkdb import RethinkDB
 
@@ -70,8 +72,6 @@ INDEXES = {
     ),
 }
 
-_B58_ALPHABET = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
-_B58_PAIRS = [high + low for high in _B58_ALPHABET for low in _B58_ALPHABET]
 # cryptoconditions 0.5, Ed25519: type id 4, feature bitmask 0x20, fulfillment payload 32 + 64 bytes.
 _ED25519_TYPE_ID = 4
 _ED25519_BITMASK = 0x20
@@ -83,17 +83,8 @@ _NOTES = ('registered', 'inspected', 'insured', 'appraised', 'sold at auction')
 
 
 def b58encode(raw: bytes) -> str:
-    """Base58 (Bitcoin alphabet), the text form of BigchainDB's keys and signatures; small enough to need no library.
-
-    Two digits per step through a table, as signatures are encoded by the hundred thousand.
-    """
-    number = int.from_bytes(raw, 'big')
-    pairs = []
-    while number:
-        number, pair = divmod(number, 58 * 58)
-        pairs.append(_B58_PAIRS[pair])
-    leading_zeros = len(raw) - len(raw.lstrip(b'\0'))
-    return '1' * leading_zeros + ''.join(reversed(pairs)).lstrip(_B58_ALPHABET[0])
+    """Base58 (Bitcoin alphabet), the text form of BigchainDB's keys and signatures."""
+    return base58.b58encode(raw).decode('ascii')
 
 
 def serialize(value) -> str:
@@ -228,11 +219,91 @@ def signed_vote(seed: int, node: Signer, block_id: str, previous_block_id: str, 
     return {'id': str(vote_id), 'node_pubkey': node.public_key, 'signature': b58encode(node.sign(serialize(body))), 'vote': body}
 
 
-def chain_documents(seed: int, blocks: int, transactions_per_block: int, nodes: list[Signer], users: list[Signer]) -> Iterator[tuple[str, dict]]:
+class Tampering:
+    """Five ways to damage a chain after BigchainDB wrote it, each once, at heights spread over the chain; once
+    the documents are made, `changed` names what each one changed.
+
+    - altered_transaction: the first output of a block's first transaction gets another owner after the block was
+      signed; the block's and the transaction's ids and signatures are left as they were.
+    - forged_vote: the first node's vote for a block says the block is invalid, its signature left as it was.
+    - vote_for_missing_block: the first node signs a vote, validly, for a block id that is nowhere.
+    - outsider_block: a block signed, validly, by a key outside the federation; nobody votes on it.
+    - deleted_block: a block in the middle of the chain is gone; its votes, and the next votes that name it as
+      their previous block, stay.
+
+    The blocks and votes not named are those of the same seed untampered.
+    """
+
+    KINDS = ('altered_transaction', 'forged_vote', 'vote_for_missing_block', 'outsider_block', 'deleted_block')
+    MINIMUM_BLOCKS = 8
+
+    def __init__(self, blocks: int, seed: int = 0):
+        if blocks < self.MINIMUM_BLOCKS:
+            raise ValueError('a tampered chain needs at least %d blocks' % self.MINIMUM_BLOCKS)
+        self.heights = dict((kind, blocks * (index + 1) // 6) for index, kind in enumerate(self.KINDS))
+        self.outsider = Signer(seed, 'outsider', 0)
+        self.rng = random.Random('bigchaindb-sample:%d:tampering' % seed)
+        self.seed = seed
+        self.changed: dict[str, dict] = {}
+
+    def at(self, kind: str, height: int) -> bool:
+        return self.heights[kind] == height
+
+    def altered(self, block: dict) -> dict:
+        """The block with its first transaction's first output given to the outsider after signing."""
+        altered = copy.deepcopy(block)
+        transaction = altered['block']['transactions'][0]
+        transaction['outputs'][0] = self.outsider.output(transaction['outputs'][0]['amount'])
+        self.changed['altered_transaction'] = {'block': block['id'], 'transaction': transaction['id']}
+        return altered
+
+    def forged(self, vote: dict) -> dict:
+        """The vote turned into one that says its block is invalid, without signing it again."""
+        forged = copy.deepcopy(vote)
+        forged['vote']['is_block_valid'] = False
+        self.changed['forged_vote'] = {'vote': vote['id']}
+        return forged
+
+    def vote_for_missing_block(self, node: Signer, previous_block_id: str, timestamp: int) -> dict:
+        missing_block_id = hash_data('missing block of seed %d' % self.seed)
+        vote = signed_vote(self.seed, node, missing_block_id, previous_block_id, timestamp)
+        self.changed['vote_for_missing_block'] = {'vote': vote['id'], 'block': missing_block_id}
+        return vote
+
+    def outsider_block(self, users: list[Signer], voters: list[str], timestamp: int) -> dict:
+        transaction = create_transaction(self.rng, self.rng.choice(users), 'OUTSIDER-%d' % self.seed, timestamp)[0]
+        block = signed_block(self.outsider, [transaction], timestamp, voters)
+        self.changed['outsider_block'] = {'block': block['id'], 'signer': self.outsider.public_key}
+        return block
+
+    def deleted(self, block: dict, votes: list[dict]) -> None:
+        self.changed['deleted_block'] = {'block': block['id'], 'votes': [vote['id'] for vote in votes]}
+
+    def expected_failures(self, federation_checked: bool = True) -> dict[str, list[str]]:
+        """What a chain check must find, by its failure kinds: the ids it must name, sorted."""
+        changed = self.changed
+        expected = {
+            'block_id': [changed['altered_transaction']['block']],
+            'block_signature': [changed['altered_transaction']['block']],
+            'transaction_id': [changed['altered_transaction']['transaction']],
+            'transaction_signature': [changed['altered_transaction']['transaction']],
+            'vote_signature': [changed['forged_vote']['vote']],
+            'vote_for_unknown_block': [changed['vote_for_missing_block']['vote']] + changed['deleted_block']['votes'],
+            'block_missing': [changed['deleted_block']['block']],
+            'block_without_votes': [changed['outsider_block']['block']],
+        }
+        if federation_checked:
+            expected['block_signer_outside_federation'] = [changed['outsider_block']['block']]
+        return dict((kind, sorted(ids)) for kind, ids in expected.items())
+
+
+def chain_documents(seed: int, blocks: int, transactions_per_block: int, nodes: list[Signer], users: list[Signer],
+                    tampering: Tampering | None = None) -> Iterator[tuple[str, dict]]:
     """(table, document) pairs of a valid chain: the genesis block, then each block followed by every node's vote.
 
     TRANSFERs only spend outputs of earlier blocks, each output once; every node votes each block valid,
     naming the block before it (the genesis block first) as previous_block, as the vote pipeline did.
+    With a tampering, the chain is damaged as it says.
     """
     rng = random.Random('bigchaindb-sample:%d:chain' % seed)
     voters = [node.public_key for node in nodes]
@@ -257,11 +328,31 @@ def chain_documents(seed: int, blocks: int, transactions_per_block: int, nodes: 
             transactions.append(transaction)
             new_outputs.extend(outputs)
         new_block = signed_block(nodes[height % len(nodes)], transactions, timestamp, voters)
-        yield 'bigchain', new_block
-        for node in nodes:
-            yield 'votes', signed_vote(seed, node, new_block['id'], previous_block_id, timestamp + rng.randint(0, 1))
+        votes = [signed_vote(seed, node, new_block['id'], previous_block_id, timestamp + rng.randint(0, 1)) for node in nodes]
+        yield from _tampered(tampering, height, new_block, votes, nodes, users)
         unspent.extend(new_outputs)
         previous_block_id = new_block['id']
+
+
+def _tampered(tampering: Tampering | None, height: int, block: dict, votes: list[dict], nodes: list[Signer],
+              users: list[Signer]) -> Iterator[tuple[str, dict]]:
+    """The (table, document) pairs of one block and its votes, damaged where the tampering says."""
+    if tampering is None:
+        yield 'bigchain', block
+        for vote in votes:
+            yield 'votes', vote
+        return
+    if tampering.at('deleted_block', height):
+        tampering.deleted(block, votes)
+    else:
+        yield 'bigchain', tampering.altered(block) if tampering.at('altered_transaction', height) else block
+    for vote in votes:
+        yield 'votes', tampering.forged(vote) if tampering.at('forged_vote', height) and vote is votes[0] else vote
+    timestamp = int(block['block']['timestamp'])
+    if tampering.at('vote_for_missing_block', height):
+        yield 'votes', tampering.vote_for_missing_block(nodes[0], block['id'], timestamp + 1)
+    if tampering.at('outsider_block', height):
+        yield 'bigchain', tampering.outsider_block(users, block['block']['voters'], timestamp)
 
 
 def backlog_transactions(seed: int, count: int, after: int, nodes: list[Signer], users: list[Signer]) -> Iterator[dict]:
@@ -309,12 +400,13 @@ class TableStream:
 
 
 def generate(blocks: int, seed: int = 0, transactions_per_block: int = DEFAULT_TRANSACTIONS_PER_BLOCK,
-             voters: int = DEFAULT_VOTERS, backlog: int | None = None) -> dict[str, Iterator[dict]]:
+             voters: int = DEFAULT_VOTERS, backlog: int | None = None, tampering: Tampering | None = None) -> dict[str, Iterator[dict]]:
     """Table name -> iterator of its documents, the same bytes for the same arguments.
 
     `blocks` counts the genesis block; votes are (blocks - 1) * voters; backlog defaults to
     blocks // BLOCKS_PER_BACKLOG_TRANSACTION. Documents are made as they are read: reading one table
-    far ahead of another keeps the other's documents in memory.
+    far ahead of another keeps the other's documents in memory. A tampering (made for the same blocks and
+    seed) damages the chain; it leaves as many blocks and adds one vote.
     """
     if blocks < 1 or voters < 1 or transactions_per_block < 1 or (backlog is not None and backlog < 0):
         raise ValueError('blocks, voters and transactions_per_block must be at least 1, backlog at least 0')
@@ -322,7 +414,7 @@ def generate(blocks: int, seed: int = 0, transactions_per_block: int = DEFAULT_T
         backlog = blocks // BLOCKS_PER_BACKLOG_TRANSACTION
     nodes = [Signer(seed, 'node', index) for index in range(voters)]
     users = [Signer(seed, 'user', index) for index in range(USERS)]
-    source = _SharedSource(chain_documents(seed, blocks, transactions_per_block, nodes, users), ('bigchain', 'votes'))
+    source = _SharedSource(chain_documents(seed, blocks, transactions_per_block, nodes, users, tampering), ('bigchain', 'votes'))
     # Later than any block: blocks are at most 3 s apart.
     backlog_after = FIRST_BLOCK_TIME + 3 * blocks + 1
     return {
@@ -419,21 +511,25 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--shards', type=int, default=1)
     parser.add_argument('--replicas', type=int, default=1)
     parser.add_argument('--batch-size', type=int, default=200)
+    parser.add_argument('--tampered', action='store_true',
+                        help='damage the chain in the five ways of Tampering and print what was changed under "tampered"')
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Create the schema, load the data, print the inserted counts as JSON."""
+    """Create the schema, load the data, print the inserted counts (and what was tampered with) as JSON."""
     arguments = parse_arguments(argv)
+    tampering = Tampering(arguments.blocks, arguments.seed) if arguments.tampered else None
     r = RethinkDB()
     connection = r.connect(host=arguments.host, port=arguments.port, user=arguments.user, password=read_password(arguments.password_file))
     try:
         create_schema(r, connection, arguments.db, arguments.shards, arguments.replicas)
-        documents = generate(arguments.blocks, arguments.seed, arguments.transactions_per_block, arguments.voters, arguments.backlog)
+        documents = generate(arguments.blocks, arguments.seed, arguments.transactions_per_block, arguments.voters, arguments.backlog, tampering)
         inserted = load(r, connection, documents, arguments.db, arguments.batch_size)
     finally:
         connection.close()
-    print(json.dumps(inserted, sort_keys=True))
+    printed = dict(inserted, tampered=tampering.changed) if tampering else inserted
+    print(json.dumps(printed, sort_keys=True))
     return 0
 
 

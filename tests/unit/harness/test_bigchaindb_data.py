@@ -368,3 +368,65 @@ def test_cli_creates_the_schema_and_loads(tmp_path, monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out) == {'bigchain': 5, 'backlog': 2, 'votes': 12}
     assert connect_arguments == {'host': 'localhost', 'port': 29015, 'user': 'admin', 'password': 's3cret'}
     assert connection.closed
+
+
+def test_tampering_changes_only_what_it_names():
+    tampering = bigchaindb_data.Tampering(BLOCKS, seed=7)
+    tampered = materialize(bigchaindb_data.generate(BLOCKS, seed=7, transactions_per_block=TRANSACTIONS_PER_BLOCK, voters=VOTERS,
+                                                    backlog=BACKLOG, tampering=tampering))
+    clean = materialize(bigchaindb_data.generate(BLOCKS, seed=7, transactions_per_block=TRANSACTIONS_PER_BLOCK, voters=VOTERS, backlog=BACKLOG))
+    changed = tampering.changed
+    assert set(changed) == set(bigchaindb_data.Tampering.KINDS)
+    clean_blocks = {block['id']: block for block in clean['bigchain']}
+    tampered_blocks = {block['id']: block for block in tampered['bigchain']}
+    assert set(clean_blocks) - set(tampered_blocks) == {changed['deleted_block']['block']}
+    assert set(tampered_blocks) - set(clean_blocks) == {changed['outsider_block']['block']}
+    altered_id = changed['altered_transaction']['block']
+    assert [block_id for block_id in clean_blocks if block_id in tampered_blocks and clean_blocks[block_id] != tampered_blocks[block_id]] == [altered_id]
+    altered = tampered_blocks[altered_id]
+    assert altered['block']['transactions'][0]['id'] == changed['altered_transaction']['transaction']
+    assert altered['block']['transactions'][0]['outputs'][0]['public_keys'] == [tampering.outsider.public_key]
+    assert altered['id'] != sha3(compact_json(altered['block']))
+    outsider = tampered_blocks[changed['outsider_block']['block']]
+    assert outsider['block']['node_pubkey'] == tampering.outsider.public_key not in outsider['block']['voters']
+    assert verifies(outsider['block']['node_pubkey'], b58decode(outsider['signature']), compact_json(outsider['block']))
+    clean_votes = {vote['id']: vote for vote in clean['votes']}
+    tampered_votes = {vote['id']: vote for vote in tampered['votes']}
+    assert set(tampered_votes) - set(clean_votes) == {changed['vote_for_missing_block']['vote']}
+    assert [vote_id for vote_id in clean_votes if clean_votes[vote_id] != tampered_votes[vote_id]] == [changed['forged_vote']['vote']]
+    forged = tampered_votes[changed['forged_vote']['vote']]
+    assert forged['vote']['is_block_valid'] is False
+    assert not verifies(forged['node_pubkey'], b58decode(forged['signature']), compact_json(forged['vote']))
+    missing_vote = tampered_votes[changed['vote_for_missing_block']['vote']]
+    assert missing_vote['vote']['voting_for_block'] == changed['vote_for_missing_block']['block'] not in tampered_blocks
+    assert verifies(missing_vote['node_pubkey'], b58decode(missing_vote['signature']), compact_json(missing_vote['vote']))
+    deleted_votes = [vote['id'] for vote in tampered['votes'] if vote['vote']['voting_for_block'] == changed['deleted_block']['block']]
+    assert sorted(deleted_votes) == sorted(changed['deleted_block']['votes']) and len(deleted_votes) == VOTERS
+    assert any(vote['vote']['previous_block'] == changed['deleted_block']['block'] for vote in tampered['votes'])
+    assert tampered['backlog'] == clean['backlog']
+
+
+def test_tampering_expects_each_damage_under_the_checks_names():
+    tampering = bigchaindb_data.Tampering(10)
+    materialize(bigchaindb_data.generate(10, tampering=tampering))
+    expected = tampering.expected_failures()
+    changed = tampering.changed
+    assert expected['vote_for_unknown_block'] == sorted([changed['vote_for_missing_block']['vote']] + changed['deleted_block']['votes'])
+    assert expected['block_signer_outside_federation'] == expected['block_without_votes'] == [changed['outsider_block']['block']]
+    assert 'block_signer_outside_federation' not in tampering.expected_failures(federation_checked=False)
+    with pytest.raises(ValueError):
+        bigchaindb_data.Tampering(7)
+
+
+def test_cli_loads_a_tampered_chain_and_says_what_it_changed(monkeypatch, capsys):
+    connection = RecordingConnection()
+
+    class ConnectingRethinkDB(RethinkDB):
+        def connect(self, *args, **kwargs):
+            return connection
+
+    monkeypatch.setattr(bigchaindb_data, 'RethinkDB', ConnectingRethinkDB)
+    assert bigchaindb_data.main(['--port', '29015', '--blocks', '9', '--backlog', '0', '--tampered']) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed['bigchain'] == 9 and printed['votes'] == 8 * 3 + 1
+    assert set(printed['tampered']) == set(bigchaindb_data.Tampering.KINDS)
