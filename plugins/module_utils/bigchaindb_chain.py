@@ -19,6 +19,7 @@ import os
 import tarfile
 import time
 import zlib
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.bigchaindb_documents import DOCUMENT_KINDS, DocumentChecker, Findings
@@ -51,7 +52,7 @@ IN_FLIGHT_PER_WORKER = 2
 RANGE_DOCUMENTS = 10000
 # Key ranges split on four hex digits: BigchainDB's block ids and RethinkDB's vote ids are hex.
 MAX_RANGES = 4096
-# Distinct signing keys counted; more are lumped together (a federation has a handful).
+# Distinct signing keys counted; keys seen after that many are not (a federation has a handful).
 SIGNER_LIMIT = 10000
 # Signing keys reported, those with the most signatures first.
 SIGNERS_REPORTED = 100
@@ -84,7 +85,7 @@ def available_cores() -> int:
 _WORKER: dict = {}
 
 
-def _start_worker(federation: frozenset | None, failure_ids: int, login: dict | None) -> None:
+def start_worker(federation: frozenset | None, failure_ids: int, login: dict | None) -> None:
     """Set up a worker process: its checker, and the login for reading ranges of a cluster."""
     _WORKER.update(checker=DocumentChecker(federation), failure_ids=failure_ids, login=login, connection=None)
 
@@ -99,7 +100,7 @@ def _worker_connection():
     return _WORKER['connection']
 
 
-def _range_documents(db: str, table: str, lower, upper):
+def _range_documents(db: str, table: str, lower, upper) -> Iterator[dict]:
     r = RethinkDB()
     bound = dict(minval=r.minval, maxval=r.maxval)
     query = r.db(db).table(table).between(bound.get(lower, lower), bound.get(upper, upper))
@@ -109,7 +110,7 @@ def _range_documents(db: str, table: str, lower, upper):
         raise ChainCheckError('Reading %s.%s from the cluster failed: %s.' % (db, table, error_text(exc)))
 
 
-def _line_documents(lines: bytes, label: str):
+def _line_documents(lines: bytes, label: str) -> Iterator[dict]:
     try:
         yield from line_documents(lines)
     except ValueError as exc:
@@ -140,7 +141,6 @@ class Tally:
         self.counts = dict.fromkeys(COUNT_KINDS, 0)
         self.failures = dict((kind, (0, [])) for kind in FAILURE_KINDS)
         self.signers: dict = {}
-        self.signers_lumped = 0
 
     def add_failures(self, kind: str, count: int, ids: list) -> None:
         known_count, known_ids = self.failures[kind]
@@ -154,7 +154,6 @@ class Tally:
         for key, signed in signers.items():
             entry = self.signers.get(key)
             if entry is None and len(self.signers) >= SIGNER_LIMIT:
-                self.signers_lumped += signed['blocks'] + signed['votes']
                 continue
             if entry is None:
                 entry = self.signers[key] = {'blocks': 0, 'votes': 0}
@@ -171,7 +170,7 @@ class _Run:
         self.ledger = LinkLedger(options.temp_dir)
         self.pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=options.workers, mp_context=multiprocessing.get_context('fork'),
-            initializer=_start_worker, initargs=(options.federation, options.failure_ids, login))
+            initializer=start_worker, initargs=(options.federation, options.failure_ids, login))
         self.pending: set = set()
 
     def _collect(self, future) -> None:
@@ -219,7 +218,7 @@ class _Run:
             not_checked.append('block_signer_outside_federation: no federation given; signers lists the keys that signed')
         if counts['fulfillments_unverifiable']:
             not_checked.append('%d input fulfillment(s) of a crypto-condition type other than Ed25519 and threshold were not verified'
-                           % counts['fulfillments_unverifiable'])
+                               % counts['fulfillments_unverifiable'])
         return dict(ok=failure_count == 0, counts=counts, failures=failures, failure_count=failure_count,
                     federation_checked=federation is not None, signers=signers, not_checked=not_checked, workers=self.options.workers)
 
@@ -238,7 +237,7 @@ def _run(options: Options, login: dict | None, feed) -> dict:
     return outcome
 
 
-def _archive_batches(path: str, db: str):
+def _archive_batches(path: str, db: str) -> Iterator[tuple]:
     """('lines', table, lines, label) batches of the archive's blocks and votes, then a check that both tables
     were there."""
     found = set()

@@ -26,7 +26,7 @@ VOTE_DUPLICATE = 'vote_duplicate'
 LINK_KINDS = (BLOCK_MISSING, BLOCK_WITHOUT_VOTES, VOTE_FOR_UNKNOWN_BLOCK, VOTE_VOTER_NOT_LISTED, VOTE_DUPLICATE)
 
 # SQLite's page cache in KiB (a negative cache_size is KiB): what the link checks hold in memory at most.
-CACHE_KIB = 64 * 1024
+CACHE_KIB = 16 * 1024
 # Distinct voter lists remembered in memory; BigchainDB blocks carry the federation's list, so a few.
 VOTER_LIST_CACHE = 1024
 _HEX_ID = re.compile(r'^[0-9a-f]{64}$')

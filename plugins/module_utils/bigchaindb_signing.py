@@ -15,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import re
 import traceback
 
@@ -107,7 +108,7 @@ def _write(value, parts: list) -> None:
             _write(item, parts)
         parts.append(']')
     elif isinstance(value, float):
-        if value != value or value in (float('inf'), float('-inf')):
+        if not math.isfinite(value):
             raise ValueError('Out of range float values are not JSON compliant')
         parts.append(rapidjson_float(value))
     else:
@@ -122,7 +123,7 @@ def serialize(value) -> str:
     slower writer that formats them as rapidjson did.
     """
     text = _COMPACT.encode(value)
-    if _MAYBE_FLOAT.search(text):
+    if isinstance(value, float) or _MAYBE_FLOAT.search(text):
         parts: list = []
         _write(value, parts)
         text = ''.join(parts)

@@ -388,7 +388,8 @@ def test_tampering_changes_only_what_it_names():
     assert altered['block']['transactions'][0]['outputs'][0]['public_keys'] == [tampering.outsider.public_key]
     assert altered['id'] != sha3(compact_json(altered['block']))
     outsider = tampered_blocks[changed['outsider_block']['block']]
-    assert outsider['block']['node_pubkey'] == tampering.outsider.public_key not in outsider['block']['voters']
+    assert outsider['block']['node_pubkey'] == tampering.outsider.public_key
+    assert tampering.outsider.public_key not in outsider['block']['voters']
     assert verifies(outsider['block']['node_pubkey'], b58decode(outsider['signature']), compact_json(outsider['block']))
     clean_votes = {vote['id']: vote for vote in clean['votes']}
     tampered_votes = {vote['id']: vote for vote in tampered['votes']}
@@ -398,7 +399,8 @@ def test_tampering_changes_only_what_it_names():
     assert forged['vote']['is_block_valid'] is False
     assert not verifies(forged['node_pubkey'], b58decode(forged['signature']), compact_json(forged['vote']))
     missing_vote = tampered_votes[changed['vote_for_missing_block']['vote']]
-    assert missing_vote['vote']['voting_for_block'] == changed['vote_for_missing_block']['block'] not in tampered_blocks
+    assert missing_vote['vote']['voting_for_block'] == changed['vote_for_missing_block']['block']
+    assert changed['vote_for_missing_block']['block'] not in tampered_blocks
     assert verifies(missing_vote['node_pubkey'], b58decode(missing_vote['signature']), compact_json(missing_vote['vote']))
     deleted_votes = [vote['id'] for vote in tampered['votes'] if vote['vote']['voting_for_block'] == changed['deleted_block']['block']]
     assert sorted(deleted_votes) == sorted(changed['deleted_block']['votes']) and len(deleted_votes) == VOTERS

@@ -122,7 +122,8 @@ def test_archives_that_cannot_be_read_are_one_line_errors(clean, tmp_path):
     broken_line = write_archive(tmp_path / 'line.tar.gz', [(TOP + '/bigchain/bigchain.json', b'[\n]\n'),
                                                            (TOP + '/bigchain/votes.json', b'[\n{"id": 1},\n{"id": \n]\n')])
     cases = [
-        (str(tmp_path / 'short.tar.gz'), r'short.tar.gz is not a usable rethinkdb dump: it is truncated or corrupt \(Compressed file ended before the end-of-stream marker was reached\)\.$'),
+        (str(tmp_path / 'short.tar.gz'),
+         r'short.tar.gz is not a usable rethinkdb dump: it is truncated or corrupt \(Compressed file ended before the end-of-stream marker was reached\)\.$'),
         (no_votes, 'holds no table bigchain.votes'),
         (broken_line, r'bigchain/votes.json has a line that is not one JSON document \(.*\): the archive is not in the layout'),
         (str(tmp_path / 'absent.tar.gz'), r'^Cannot read archive .*absent.tar.gz: No such file or directory\.$'),
