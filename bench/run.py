@@ -1,6 +1,6 @@
 """`python -m bench.run` (`make bench`): measure every figure, write the JSON results, print the table.
 
-Parts: dump (figures 1, 2), archive (3), unpack (4), snapshot (5, btrfs), fsfreeze (6). A part that cannot
+Parts: dump (figures 1, 2), archive (3), unpack (4), snapshot (5, btrfs), fsfreeze (6), chain (the chain check). A part that cannot
 run here (not root, a tool missing) is skipped with its reason; a part that fails is recorded and the others
 still run. Missed targets are figures like any other: the exit status is 1 only when a part failed.
 Everything a run makes lives in one temporary work directory, removed at the end; clusters are stopped and
@@ -20,14 +20,14 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import archive, datasets, dump, machine, report, snapshot
+from bench import archive, chain, datasets, dump, machine, report, snapshot
 from bench.procs import REPO, ModuleRunner
 from tests.harness import loopfs
 from tests.harness.cluster import Cluster
 
-PARTS = ('dump', 'archive', 'unpack', 'snapshot', 'fsfreeze')
+PARTS = ('dump', 'archive', 'unpack', 'snapshot', 'fsfreeze', 'chain')
 # Parts that run on the dump cluster's data or on the node data set scaled up from it.
-NEEDS_LOADED_CLUSTER = ('dump', 'archive', 'unpack', 'fsfreeze')
+NEEDS_LOADED_CLUSTER = ('dump', 'archive', 'unpack', 'fsfreeze', 'chain')
 NEEDS_DATASET = ('archive', 'unpack', 'fsfreeze')
 
 
@@ -42,6 +42,9 @@ def parse_arguments(argv: list | None) -> argparse.Namespace:
                         help='repetitions of the fsfreeze comparison, quick ones whose odd slow copy needs more of them (default %(default)s)')
     parser.add_argument('--dataset-mib', type=int, default=512, help='size of the node data directory for parts archive, unpack '
                         'and fsfreeze, in MiB (default %(default)s)')
+    parser.add_argument('--chain-reps', type=int, default=3, help='repetitions of the chain check comparison (default %(default)s)')
+    parser.add_argument('--chain-larger-documents', type=int, default=300000,
+                        help="documents of the generated archive on which the chain check's peak memory is also measured; 0 for none (default %(default)s)")
     parser.add_argument('--snapshot-role-runs', type=int, default=3, help='backup role runs with btrfs snapshots (default %(default)s)')
     parser.add_argument('--snapshot-direct-runs', type=int, default=5,
                         help='snapshot module runs on all nodes at once (default %(default)s)')
@@ -54,8 +57,10 @@ def parse_arguments(argv: list | None) -> argparse.Namespace:
     unknown = sorted(set(arguments.parts) - set(PARTS))
     if unknown:
         parser.error('unknown parts: %s (choose among %s)' % (', '.join(unknown), ', '.join(PARTS)))
-    if min(arguments.reps, arguments.dump_reps, arguments.freeze_reps, arguments.documents, arguments.dataset_mib) < 1:
-        parser.error('--reps, --dump-reps, --freeze-reps, --documents and --dataset-mib must be at least 1')
+    if min(arguments.reps, arguments.dump_reps, arguments.freeze_reps, arguments.chain_reps, arguments.documents, arguments.dataset_mib) < 1:
+        parser.error('--reps, --dump-reps, --freeze-reps, --chain-reps, --documents and --dataset-mib must be at least 1')
+    if arguments.chain_larger_documents < 0:
+        parser.error('--chain-larger-documents must be 0 or more')
     return arguments
 
 
@@ -88,6 +93,7 @@ class Run:
             parameters=dict(parts=arguments.parts, documents=arguments.documents,
                             blocks=datasets.blocks_for_dumped_documents(arguments.documents), dumped_tables=list(dump.TABLES),
                             dump_reps=arguments.dump_reps, reps=arguments.reps, freeze_reps=arguments.freeze_reps, dataset_mib=arguments.dataset_mib,
+                            chain_reps=arguments.chain_reps, chain_larger_documents=arguments.chain_larger_documents,
                             snapshot_role_runs=arguments.snapshot_role_runs, snapshot_direct_runs=arguments.snapshot_direct_runs,
                             snapshot_blocks=arguments.snapshot_blocks,
                             snapshot_writer=not arguments.no_writer, rethinkdb_bin=bool(os.environ.get('RETHINKDB_BIN'))),
@@ -150,6 +156,9 @@ class Run:
             say('   loaded %s in %.0f s' % (loaded['documents'], loaded['seconds']))
             if 'dump' in parts:
                 self.part('dump', lambda: dump.measure(cluster, self.work / 'dump', self.arguments.dump_reps, loaded))
+            if 'chain' in parts:
+                self.part('chain', lambda: chain.measure(cluster, self.work / 'chain', self.arguments.chain_reps, loaded,
+                                                         self.arguments.chain_larger_documents))
         if not any(part in NEEDS_DATASET for part in parts):
             return None
         dataset = datasets.scaled_data_dir(datasets.server_data_dirs(cluster), self.work / 'dataset' / 'node',
