@@ -113,7 +113,7 @@ def _range_documents(db: str, table: str, lower, upper) -> Iterator[dict]:
 def _line_documents(lines: bytes, label: str) -> Iterator[dict]:
     try:
         yield from line_documents(lines)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ChainCheckError('%s has a line that is not one JSON document (%s): the archive is not in the layout rethinkdb dump writes.'
                               % (label, str(exc).splitlines()[0]))
 

@@ -166,7 +166,7 @@ class DocumentChecker:
         block = document['block']
         try:
             block_text = serialize(block)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             findings.fail(BLOCK_MALFORMED, document['id'])
             findings.blocks.append(BlockLinks(document['id'], None, False, None))
             return
@@ -193,7 +193,7 @@ class DocumentChecker:
             return
         try:
             computed_id, messages = _signed_texts(transaction)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             findings.fail(TRANSACTION_MALFORMED, transaction['id'])
             return
         if computed_id != transaction['id']:
@@ -219,7 +219,7 @@ class DocumentChecker:
         findings.signed(document['node_pubkey'], 'votes')
         try:
             vote_text = serialize(vote)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             findings.fail(VOTE_MALFORMED, document_id)
             return
         if not self._verifier.verify(document['node_pubkey'], document['signature'], vote_text.encode('utf-8')):

@@ -163,3 +163,15 @@ def test_unverifiable_fulfillments_are_counted_not_failed(chain):
     DocumentChecker(None).transaction(transaction, findings)
     assert findings.failures == {}
     assert findings.counts == {'transactions': 1, 'fulfillments': 1, 'fulfillments_unverifiable': 1}
+
+
+def test_documents_nested_beyond_what_json_can_write_are_malformed(chain):
+    deep: list = []
+    for dummy in range(100000):
+        deep = [deep]
+    block = copy.deepcopy(chain['bigchain'][1])
+    block['block']['transactions'][0]['metadata'] = {'deep': deep}
+    vote = copy.deepcopy(chain['votes'][0])
+    vote['vote']['deep'] = deep
+    findings = check(DocumentChecker(None), [block], [vote])
+    assert findings.failures == {'block_malformed': [block['id']], 'vote_malformed': [vote['id']]}
