@@ -21,7 +21,7 @@ description:
     ids (in sorted order). Fails when anything failed, unless O(report_only=true).
   - Reads the source once, streaming; worker processes on the host's cores do the signature checks. Memory
     stays bounded whatever the tables' size; a scratch SQLite file in O(temp_dir) holds the links between
-    blocks and votes, about 150 bytes of disk per vote and 60 per block.
+    blocks and votes, about 250 bytes of disk per vote (its index included) and 50 per block.
   - See C(docs/chain-check.md) for what each check proves and what no check of the data can.
 extends_documentation_fragment:
   - bigchaindb.rethinkdb.login
