@@ -186,16 +186,15 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.archive import fsync_dir, fsync_file
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.dump_archive import DumpArchiveError, read_dump_archive
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.driver_tools import (
     DUMP_SUMMARY,
-    DumpArchiveError,
     ToolFailure,
     check_password,
     make_scratch_dir,
     os_failure,
     parse_selector,
     password_file,
-    read_dump_archive,
     run_tool,
     scratch_dirs,
     tool_argv,

@@ -1,0 +1,316 @@
+# Copyright: bigchaindb.rethinkdb contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Dump archives as `rethinkdb dump` writes them and `rethinkdb restore` reads them, read in one streaming pass.
+
+A dump archive is a tar, compressed, of `<top>/<db>/<table>.json` (a JSON array of the table's documents, one a
+line) and `<top>/<db>/<table>.info` (the table's info(), its index_status() rows and its write hook). One pass
+proves it: its checksum, its listing, and each table's document count.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import json
+import os
+import re
+import tarfile
+import threading
+import zlib
+
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.archive import HashingReader
+
+CHUNK_BYTES = 1024 * 1024
+# The .info of a table holds its primary key, index functions and write hook: small.
+INFO_LIMIT_BYTES = 16 * 1024 * 1024
+# A document the streaming count may hold at once; larger ones are treated as damage.
+DOCUMENT_LIMIT_CHARS = 128 * 1024 * 1024
+# How often an archive read as the tool writes it is looked at again when the reader has caught up.
+FOLLOW_POLL_SECONDS = 0.02
+
+# Database and table names as RethinkDB accepts them.
+NAME_PATTERN = re.compile(r'^[A-Za-z0-9_-]+$')
+# The archive's top directory: rethinkdb_dump_<date>T<time> from the tool, or any plain name.
+TOP_PATTERN = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.:+-]*$')
+DATA_SUFFIX = '.json'
+INFO_SUFFIX = '.info'
+_WHITESPACE = re.compile(r'[ \t\n\r]*')
+_DECODER = json.JSONDecoder()
+
+
+class DumpArchiveError(Exception):
+    """A dump archive cannot be used: damaged, unsafe, or not in the layout the tools write."""
+
+
+class ArchivedTable:
+    """One table in a dump archive: its .info (primary key, index names) and its .json's document count."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.primary_key: str | None = None
+        self.indexes: list | None = None
+        self.documents: int | None = None
+        self.raw_bytes = 0
+
+    def facts(self) -> dict:
+        return dict(documents=self.documents, primary_key=self.primary_key, indexes=self.indexes)
+
+
+class DumpArchive:
+    """What one pass over a dump archive proved: its checksum, size, top directory and tables by 'db.table'."""
+
+    def __init__(self, path: str, sha256: str, size: int, top: str, tables: dict):
+        self.path = path
+        self.sha256 = sha256
+        self.bytes = size
+        self.top = top
+        self.tables = tables
+
+    @property
+    def raw_bytes(self) -> int:
+        return sum(table.raw_bytes for table in self.tables.values())
+
+
+class _Following:
+    """A file another process is still writing, read as it grows: at its current end, a read waits for more
+    until `writer_done` is set, and only then returns the end of the file."""
+
+    def __init__(self, stream, writer_done: threading.Event):
+        self._stream = stream
+        self._writer_done = writer_done
+
+    def read(self, size: int = -1) -> bytes:
+        while True:
+            done = self._writer_done.is_set()
+            chunk = self._stream.read(size)
+            if chunk or done:
+                return chunk
+            self._writer_done.wait(FOLLOW_POLL_SECONDS)
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def _open_archive(path: str, writer_done: threading.Event | None):
+    """The archive to read: the file as it is, or with writer_done a file still being written (waiting for
+    the writer to create it)."""
+    if writer_done is None:
+        return open(path, 'rb')
+    while True:
+        done = writer_done.is_set()
+        try:
+            return _Following(open(path, 'rb'), writer_done)
+        except FileNotFoundError:
+            if done:
+                raise
+        writer_done.wait(FOLLOW_POLL_SECONDS)
+
+
+class _DocumentCounter:
+    """Counts the documents of a table's .json, one JSON array of objects, holding one document at a time."""
+
+    def __init__(self, stream, label: str):
+        self._stream = stream
+        self._label = label
+        self._decoder = codecs.getincrementaldecoder('utf-8')()
+        self._text = ''
+        self._position = 0
+        self._ended = False
+
+    def _defect(self, problem: str) -> DumpArchiveError:
+        return DumpArchiveError('%s %s' % (self._label, problem))
+
+    def _fill(self, size: int = CHUNK_BYTES) -> bool:
+        """Append more decoded text, dropping what was consumed; False at the end of the data."""
+        if self._ended:
+            return False
+        chunk = self._stream.read(size)
+        self._text = self._text[self._position:] + self._decoder.decode(chunk, final=not chunk)
+        self._position = 0
+        self._ended = not chunk
+        return bool(chunk)
+
+    def _peek(self) -> str:
+        """The next character that is not white space ('' at the end), left unconsumed."""
+        while True:
+            self._position = _WHITESPACE.match(self._text, self._position).end()
+            if self._position < len(self._text):
+                return self._text[self._position]
+            if not self._fill():
+                return ''
+
+    def _take(self, expected: str) -> str:
+        found = self._peek()
+        if not found or found not in expected:
+            raise self._defect('is not a JSON array of documents: expected %s, found %s'
+                               % (' or '.join(repr(char) for char in expected), repr(found) if found else 'the end of the data'))
+        self._position += 1
+        return found
+
+    def _skip_document(self) -> None:
+        found = self._peek()
+        if not found:
+            raise self._defect('ends before its JSON array is closed')
+        if found != '{':
+            raise self._defect('holds something other than a JSON object where a document should be')
+        while True:
+            try:
+                dummy, self._position = _DECODER.raw_decode(self._text, self._position)
+                return
+            except ValueError as exc:
+                pending = len(self._text) - self._position
+                if pending > DOCUMENT_LIMIT_CHARS or not self._fill(max(CHUNK_BYTES, pending)):
+                    raise self._defect('has a document that is not valid JSON (%s)' % exc)
+
+    def count(self) -> int:
+        self._take('[')
+        documents = 0
+        if self._peek() == ']':
+            self._position += 1
+        else:
+            while True:
+                self._skip_document()
+                documents += 1
+                if self._take(',]') == ']':
+                    break
+        if self._peek():
+            raise self._defect('has data after the end of its JSON array')
+        return documents
+
+
+def _count_tool_lines(stream, label: str) -> int:
+    """Documents of a .json in the exact layout rethinkdb dump writes ('[', one document a line, ']'), counted
+    by its newlines: ten times faster than parsing, for archives the module just had the tool write."""
+    newlines = 0
+    head = tail = b''
+    for chunk in iter(lambda: stream.read(CHUNK_BYTES), b''):
+        head = head if len(head) >= 2 else (head + chunk)[:2]
+        tail = (tail + chunk)[-4:]
+        newlines += chunk.count(b'\n')
+    if head != b'[\n' or tail[-3:] != b'\n]\n' or (newlines > 2 and tail != b'}\n]\n'):
+        raise DumpArchiveError('%s is not in the layout of rethinkdb dump (one document a line in a JSON array)' % label)
+    return newlines - 2
+
+
+def _unsafe(member: tarfile.TarInfo, problem: str) -> DumpArchiveError:
+    return DumpArchiveError('member %r %s; a dump archive holds only <top>/<db>/<table>.json and .info files' % (member.name, problem))
+
+
+def _member_place(member: tarfile.TarInfo) -> tuple:
+    """(top, db, table, suffix) of a table file, (top, None, None, None) of an allowed directory entry;
+    DumpArchiveError for any other member."""
+    parts = member.name.split('/')
+    if member.name.startswith('/') or any(part in ('', '.', '..') for part in parts) or '\\' in member.name:
+        raise _unsafe(member, 'has an absolute, empty or parent path component')
+    if not TOP_PATTERN.match(parts[0]):
+        raise _unsafe(member, 'has an unexpected top directory')
+    if member.isdir() and (len(parts) == 1 or (len(parts) == 2 and NAME_PATTERN.match(parts[1]))):
+        return parts[0], None, None, None
+    if not member.isreg():
+        raise _unsafe(member, 'is not a regular file')
+    if len(parts) != 3:
+        raise _unsafe(member, 'is not at <top>/<db>/<file>')
+    table, suffix = os.path.splitext(parts[2])
+    if suffix not in (DATA_SUFFIX, INFO_SUFFIX) or not NAME_PATTERN.match(parts[1]) or not NAME_PATTERN.match(table):
+        raise _unsafe(member, 'is not a <db>/<table>.json or .info name')
+    return parts[0], parts[1], table, suffix
+
+
+def _read_info(stream, member: tarfile.TarInfo, table: ArchivedTable) -> None:
+    """Take the primary key and index names from a table's .info."""
+    if member.size > INFO_LIMIT_BYTES:
+        raise DumpArchiveError('%s is %d bytes, too large for a table description' % (member.name, member.size))
+    try:
+        info = json.loads(stream.read().decode('utf-8'))
+    except ValueError as exc:
+        raise DumpArchiveError('%s is not valid JSON (%s)' % (member.name, exc))
+    indexes = info.get('indexes', []) if isinstance(info, dict) else None
+    if not isinstance(info, dict) or not isinstance(info.get('primary_key'), str) or not isinstance(indexes, list):
+        raise DumpArchiveError('%s does not describe a table (no primary_key or indexes)' % member.name)
+    table.primary_key = info['primary_key']
+    table.indexes = sorted(index['index'] if isinstance(index, dict) else str(index) for index in indexes)
+
+
+def _read_members(source, parse_documents: bool) -> tuple:
+    """Walk the tar inside the gzip stream once; return (top, tables by name). Reads the gzip to its end,
+    which checks its CRC."""
+    top = None
+    tables: dict = {}
+    seen = set()
+    with gzip.GzipFile(fileobj=source, mode='rb') as unzipped:
+        with tarfile.open(fileobj=unzipped, mode='r|', bufsize=CHUNK_BYTES) as archive:
+            for member in archive:
+                member_top, db, name, suffix = _member_place(member)
+                if top is None:
+                    top = member_top
+                elif member_top != top:
+                    raise _unsafe(member, 'is under a second top directory (the first was %r)' % top)
+                if db is None:
+                    continue
+                if member.name in seen:
+                    raise DumpArchiveError('member %r appears twice' % member.name)
+                seen.add(member.name)
+                table = tables.setdefault('%s.%s' % (db, name), ArchivedTable('%s.%s' % (db, name)))
+                table.raw_bytes += member.size
+                stream = archive.extractfile(member)
+                if suffix == INFO_SUFFIX:
+                    _read_info(stream, member, table)
+                elif parse_documents:
+                    table.documents = _DocumentCounter(stream, member.name).count()
+                else:
+                    table.documents = _count_tool_lines(stream, member.name)
+        while unzipped.read(CHUNK_BYTES):
+            continue
+    return top, tables
+
+
+def read_dump_archive(path: str, sha256: str | None = None, parse_documents: bool = True,
+                      writer_done: threading.Event | None = None) -> DumpArchive:
+    """Prove a dump archive usable in one streaming pass, or raise DumpArchiveError with a one-line reason.
+
+    A wrong checksum (when `sha256` is given) is reported before any damage found in the content. With
+    parse_documents, every document is parsed, which accepts any layout of the JSON arrays; without, the
+    archive must have the tool's own layout and documents are counted by lines (the gzip CRC still covers
+    every byte). With writer_done, the archive is read while the tool writes it, to its end once the event
+    is set: the tool writes it front to back, never going back.
+    """
+    try:
+        with _open_archive(path, writer_done) as stream:
+            source = HashingReader(stream)
+            damage = None
+            try:
+                top, tables = _read_members(source, parse_documents)
+            except DumpArchiveError as exc:
+                damage = str(exc)
+            except (EOFError, zlib.error, tarfile.TarError, OSError, ValueError) as exc:
+                damage = 'it is truncated or corrupt (%s)' % (str(exc).rstrip('.') or type(exc).__name__)
+            source.drain()
+    except OSError as exc:
+        raise DumpArchiveError('Cannot read archive %s: %s' % (path, exc.strerror or exc))
+    actual = source.digest.hexdigest()
+    if sha256 and actual != sha256.lower():
+        raise DumpArchiveError('Archive %s has sha256 %s, expected %s: it is not the archive that was recorded, or it was damaged'
+                               % (path, actual, sha256.lower()))
+    if damage is None:
+        damage = _layout_problem(tables)
+    if damage:
+        raise DumpArchiveError('Archive %s is not a usable rethinkdb dump: %s' % (path, damage))
+    return DumpArchive(path, actual, source.bytes, top, dict(sorted(tables.items())))
+
+
+def _layout_problem(tables: dict) -> str | None:
+    """Why the tables found are not a dump's, or None: every table needs both its .json and its .info."""
+    if not tables:
+        return 'it holds no tables'
+    for name, table in sorted(tables.items()):
+        if table.primary_key is None:
+            return 'table %s has data but no .info file' % name
+        if table.documents is None:
+            return 'table %s has a .info file but no data (.json)' % name
+    return None
