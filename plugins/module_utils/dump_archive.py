@@ -16,9 +16,26 @@ import os
 import re
 import tarfile
 import threading
+import traceback
 import zlib
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.archive import HashingReader
+
+try:
+    import orjson
+except ImportError:
+    ORJSON_IMPORT_ERROR: str | None = traceback.format_exc()
+    orjson = None
+else:
+    ORJSON_IMPORT_ERROR = None
+
+try:
+    import zstandard
+except ImportError:
+    ZSTANDARD_IMPORT_ERROR: str | None = traceback.format_exc()
+    zstandard = None
+else:
+    ZSTANDARD_IMPORT_ERROR = None
 
 CHUNK_BYTES = 1024 * 1024
 # The .info of a table holds its primary key, index functions and write hook: small.
@@ -34,6 +51,10 @@ NAME_PATTERN = re.compile(r'^[A-Za-z0-9_-]+$')
 TOP_PATTERN = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.:+-]*$')
 DATA_SUFFIX = '.json'
 INFO_SUFFIX = '.info'
+# The compressions of an archive, by the magic bytes its stream starts with: gzip is what the tools read.
+GZIP = 'gzip'
+ZSTD = 'zstd'
+MAGIC = {GZIP: b'\x1f\x8b', ZSTD: b'\x28\xb5\x2f\xfd'}
 _WHITESPACE = re.compile(r'[ \t\n\r]*')
 _DECODER = json.JSONDecoder()
 
@@ -50,6 +71,7 @@ class ArchivedTable:
         self.primary_key: str | None = None
         self.indexes: list | None = None
         self.documents: int | None = None
+        self.info: dict | None = None
         self.raw_bytes = 0
 
     def facts(self) -> dict:
@@ -59,8 +81,9 @@ class ArchivedTable:
 class DumpArchive:
     """What one pass over a dump archive proved: its checksum, size, top directory and tables by 'db.table'."""
 
-    def __init__(self, path: str, sha256: str, size: int, top: str, tables: dict):
+    def __init__(self, path: str, sha256: str, size: int, top: str, tables: dict, compression: str = GZIP):
         self.path = path
+        self.compression = compression
         self.sha256 = sha256
         self.bytes = size
         self.top = top
@@ -112,8 +135,8 @@ def _open_archive(path: str, writer_done: threading.Event | None):
         writer_done.wait(FOLLOW_POLL_SECONDS)
 
 
-class _DocumentCounter:
-    """Counts the documents of a table's .json, one JSON array of objects, holding one document at a time."""
+class _DocumentReader:
+    """The documents of a table's .json in any layout of one JSON array of objects, parsed one at a time."""
 
     def __init__(self, stream, label: str):
         self._stream = stream
@@ -153,7 +176,7 @@ class _DocumentCounter:
         self._position += 1
         return found
 
-    def _skip_document(self) -> None:
+    def _document(self) -> dict:
         found = self._peek()
         if not found:
             raise self._defect('ends before its JSON array is closed')
@@ -161,27 +184,110 @@ class _DocumentCounter:
             raise self._defect('holds something other than a JSON object where a document should be')
         while True:
             try:
-                dummy, self._position = _DECODER.raw_decode(self._text, self._position)
-                return
+                document, self._position = _DECODER.raw_decode(self._text, self._position)
+                return document
             except ValueError as exc:
                 pending = len(self._text) - self._position
                 if pending > DOCUMENT_LIMIT_CHARS or not self._fill(max(CHUNK_BYTES, pending)):
                     raise self._defect('has a document that is not valid JSON (%s)' % exc)
 
-    def count(self) -> int:
+    def documents(self):
+        """Yield each document; DumpArchiveError where the data is not one JSON array of objects."""
         self._take('[')
-        documents = 0
         if self._peek() == ']':
             self._position += 1
         else:
             while True:
-                self._skip_document()
-                documents += 1
+                yield self._document()
                 if self._take(',]') == ']':
                     break
         if self._peek():
             raise self._defect('has data after the end of its JSON array')
-        return documents
+
+
+class _Prepended:
+    """A stream with bytes already read from it put back in front."""
+
+    def __init__(self, head: bytes, stream):
+        self._head = head
+        self._stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._head:
+            return self._stream.read(size)
+        if size < 0:
+            head, self._head = self._head, b''
+            return head + self._stream.read()
+        head, self._head = self._head[:size], self._head[size:]
+        return head
+
+
+def _tool_lines(stream, label: str):
+    """Yield each document line of a .json in the layout of rethinkdb dump ('[', one document a line, the
+    separating commas at the ends of lines, ']'), without its comma; DumpArchiveError for any other layout."""
+    layout_error = DumpArchiveError('%s is not in the layout of rethinkdb dump (one document a line in a JSON array)' % label)
+    pending = b''
+    state = 'start'
+    for chunk in iter(lambda: stream.read(CHUNK_BYTES), b''):
+        lines = (pending + chunk).split(b'\n')
+        pending = lines.pop()
+        for line in lines:
+            if state == 'start':
+                state = 'first' if line == b'[' else 'bad'
+            elif state in ('first', 'more') and line.endswith(b','):
+                state = 'more'
+                yield line[:-1]
+            elif state in ('first', 'more') and line != b']':
+                state = 'last'
+                yield line
+            elif line == b']' and state in ('first', 'last'):
+                state = 'closed'
+            else:
+                state = 'bad'
+            if state == 'bad':
+                raise layout_error
+    if pending or state != 'closed':
+        raise layout_error
+
+
+def document_lines(stream, label: str):
+    """Yield each document of a table's .json as one line of compact JSON: the tool's own lines as they are,
+    or, for any other layout of the array, each document parsed and encoded again."""
+    head = stream.read(3)
+    data = _Prepended(head, stream)
+    if head in (b'[\n{', b'[\n]'):
+        yield from _tool_lines(data, label)
+        return
+    for document in _DocumentReader(data, label).documents():
+        yield encode_document(document)
+
+
+def encode_document(document: dict) -> bytes:
+    """A document as compact JSON, in the library the engine has."""
+    if orjson is not None:
+        return orjson.dumps(document)
+    return json.dumps(document, ensure_ascii=False, separators=(',', ':')).encode('utf-8')
+
+
+def decode_document(line: bytes):
+    """A document line as its value; ValueError for one that is not JSON."""
+    if orjson is not None:
+        return orjson.loads(line)
+    return json.loads(line)
+
+
+def _checked_count(stream, label: str) -> int:
+    """The documents of a table's .json, each parsed to prove it is a JSON object."""
+    documents = 0
+    for line in document_lines(stream, label):
+        try:
+            document = decode_document(line)
+        except ValueError as exc:
+            raise DumpArchiveError('%s has a document that is not valid JSON (%s)' % (label, exc))
+        if not isinstance(document, dict):
+            raise DumpArchiveError('%s holds something other than a JSON object where a document should be' % label)
+        documents += 1
+    return documents
 
 
 def _count_tool_lines(stream, label: str) -> int:
@@ -233,75 +339,148 @@ def _read_info(stream, member: tarfile.TarInfo, table: ArchivedTable) -> None:
     indexes = info.get('indexes', []) if isinstance(info, dict) else None
     if not isinstance(info, dict) or not isinstance(info.get('primary_key'), str) or not isinstance(indexes, list):
         raise DumpArchiveError('%s does not describe a table (no primary_key or indexes)' % member.name)
+    table.info = info
     table.primary_key = info['primary_key']
     table.indexes = sorted(index['index'] if isinstance(index, dict) else str(index) for index in indexes)
 
 
+class _Decompressed:
+    """The tar stream inside an archive, gzip (one member or many) or zstd (one frame or many), told apart by
+    the stream's first bytes; reading it to its end checks every CRC or checksum."""
+
+    def __init__(self, source):
+        head = source.read(4)
+        self.compression = next((name for name, magic in MAGIC.items() if head.startswith(magic)), None)
+        source = _Prepended(head, source)
+        if self.compression == ZSTD:
+            if zstandard is None:
+                raise DumpArchiveError('it is compressed with zstd, and the Python library zstandard is not installed')
+            self._stream = zstandard.ZstdDecompressor().stream_reader(source, read_size=CHUNK_BYTES, read_across_frames=True)
+        else:
+            self._stream = gzip.GzipFile(fileobj=source, mode='rb')
+
+    def read(self, size: int = -1) -> bytes:
+        return self._stream.read(size)
+
+    def drain(self) -> None:
+        while self._stream.read(CHUNK_BYTES):
+            continue
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def _members(unpacked):
+    """Yield (db, table, suffix, member, its data stream) of each table file of the tar, in archive order,
+    after checking every member's place; the first item is the archive's top directory."""
+    top = None
+    seen = set()
+    with tarfile.open(fileobj=unpacked, mode='r|', bufsize=CHUNK_BYTES) as archive:
+        for member in archive:
+            member_top, db, name, suffix = _member_place(member)
+            if top is None:
+                top = member_top
+                yield top
+            elif member_top != top:
+                raise _unsafe(member, 'is under a second top directory (the first was %r)' % top)
+            if db is None:
+                continue
+            if member.name in seen:
+                raise DumpArchiveError('member %r appears twice' % member.name)
+            seen.add(member.name)
+            yield db, name, suffix, member, archive.extractfile(member)
+
+
 def _read_members(source, parse_documents: bool) -> tuple:
-    """Walk the tar inside the gzip stream once; return (top, tables by name). Reads the gzip to its end,
-    which checks its CRC."""
+    """Walk the tar inside the compressed stream once; return (top, tables by name, compression). Reads the
+    stream to its end, which checks its CRCs."""
     top = None
     tables: dict = {}
-    seen = set()
-    with gzip.GzipFile(fileobj=source, mode='rb') as unzipped:
-        with tarfile.open(fileobj=unzipped, mode='r|', bufsize=CHUNK_BYTES) as archive:
-            for member in archive:
-                member_top, db, name, suffix = _member_place(member)
-                if top is None:
-                    top = member_top
-                elif member_top != top:
-                    raise _unsafe(member, 'is under a second top directory (the first was %r)' % top)
-                if db is None:
-                    continue
-                if member.name in seen:
-                    raise DumpArchiveError('member %r appears twice' % member.name)
-                seen.add(member.name)
-                table = tables.setdefault('%s.%s' % (db, name), ArchivedTable('%s.%s' % (db, name)))
-                table.raw_bytes += member.size
-                stream = archive.extractfile(member)
-                if suffix == INFO_SUFFIX:
-                    _read_info(stream, member, table)
-                elif parse_documents:
-                    table.documents = _DocumentCounter(stream, member.name).count()
-                else:
-                    table.documents = _count_tool_lines(stream, member.name)
-        while unzipped.read(CHUNK_BYTES):
-            continue
-    return top, tables
+    with _Decompressed(source) as unpacked:
+        for item in _members(unpacked):
+            if isinstance(item, str):
+                top = item
+                continue
+            db, name, suffix, member, stream = item
+            table = tables.setdefault('%s.%s' % (db, name), ArchivedTable('%s.%s' % (db, name)))
+            table.raw_bytes += member.size
+            if suffix == INFO_SUFFIX:
+                _read_info(stream, member, table)
+            elif parse_documents:
+                table.documents = _checked_count(stream, member.name)
+            else:
+                table.documents = _count_tool_lines(stream, member.name)
+        unpacked.drain()
+    return top, tables, unpacked.compression
+
+
+STREAM_ERRORS = (EOFError, zlib.error, tarfile.TarError, OSError, ValueError) + ((zstandard.ZstdError,) if zstandard else ())
+
+
+def _damage(exc: Exception) -> str:
+    """A one-line reason for an archive stream that cannot be read to its end."""
+    return 'it is truncated or corrupt (%s)' % (str(exc).rstrip('.') or type(exc).__name__)
+
+
+def prove_dump(stream, label: str, sha256: str | None = None, parse_documents: bool = True) -> DumpArchive:
+    """Prove a dump archive, read from `stream` front to back once (read() only), or raise DumpArchiveError
+    with a one-line reason naming it by `label` (its path, or where it is stored).
+
+    A wrong checksum (when `sha256` is given) is reported before any damage found in the content. With
+    parse_documents, every document is parsed; without, the archive must have the tool's own layout and
+    documents are counted by lines (the CRCs still cover every byte).
+    """
+    source = HashingReader(stream)
+    damage = None
+    try:
+        top, tables, compression = _read_members(source, parse_documents)
+    except DumpArchiveError as exc:
+        damage = str(exc)
+    except STREAM_ERRORS as exc:
+        damage = _damage(exc)
+    try:
+        source.drain()
+    except OSError as exc:
+        raise DumpArchiveError('Cannot read archive %s: %s' % (label, exc.strerror or exc))
+    actual = source.digest.hexdigest()
+    if sha256 and actual != sha256.lower():
+        raise DumpArchiveError('Archive %s has sha256 %s, expected %s: it is not the archive that was recorded, or it was damaged'
+                               % (label, actual, sha256.lower()))
+    if damage is None:
+        damage = _layout_problem(tables)
+    if damage:
+        raise DumpArchiveError('Archive %s is not a usable rethinkdb dump: %s' % (label, damage))
+    return DumpArchive(label, actual, source.bytes, top, dict(sorted(tables.items())), compression)
 
 
 def read_dump_archive(path: str, sha256: str | None = None, parse_documents: bool = True,
                       writer_done: threading.Event | None = None) -> DumpArchive:
-    """Prove a dump archive usable in one streaming pass, or raise DumpArchiveError with a one-line reason.
-
-    A wrong checksum (when `sha256` is given) is reported before any damage found in the content. With
-    parse_documents, every document is parsed, which accepts any layout of the JSON arrays; without, the
-    archive must have the tool's own layout and documents are counted by lines (the gzip CRC still covers
-    every byte). With writer_done, the archive is read while the tool writes it, to its end once the event
-    is set: the tool writes it front to back, never going back.
-    """
+    """prove_dump() of the archive at `path`. With writer_done, the archive is read while the tool writes
+    it, to its end once the event is set: the tool writes it front to back, never going back."""
     try:
         with _open_archive(path, writer_done) as stream:
-            source = HashingReader(stream)
-            damage = None
-            try:
-                top, tables = _read_members(source, parse_documents)
-            except DumpArchiveError as exc:
-                damage = str(exc)
-            except (EOFError, zlib.error, tarfile.TarError, OSError, ValueError) as exc:
-                damage = 'it is truncated or corrupt (%s)' % (str(exc).rstrip('.') or type(exc).__name__)
-            source.drain()
+            return prove_dump(stream, path, sha256, parse_documents)
     except OSError as exc:
         raise DumpArchiveError('Cannot read archive %s: %s' % (path, exc.strerror or exc))
-    actual = source.digest.hexdigest()
-    if sha256 and actual != sha256.lower():
-        raise DumpArchiveError('Archive %s has sha256 %s, expected %s: it is not the archive that was recorded, or it was damaged'
-                               % (path, actual, sha256.lower()))
-    if damage is None:
-        damage = _layout_problem(tables)
-    if damage:
-        raise DumpArchiveError('Archive %s is not a usable rethinkdb dump: %s' % (path, damage))
-    return DumpArchive(path, actual, source.bytes, top, dict(sorted(tables.items())))
+
+
+def table_documents(source):
+    """Yield (table name, its document lines) for each table's .json in archive order, reading `source`
+    (read() only) once; the lines must be consumed before the next table comes. For an archive that
+    prove_dump() accepted; DumpArchiveError (or the stream's own errors) where the stream differs now."""
+    with _Decompressed(source) as unpacked:
+        for item in _members(unpacked):
+            if isinstance(item, str) or item[2] != DATA_SUFFIX:
+                continue
+            db, name, suffix, member, stream = item
+            yield '%s.%s' % (db, name), document_lines(stream, member.name)
+        unpacked.drain()
 
 
 def _layout_problem(tables: dict) -> str | None:
