@@ -16,7 +16,14 @@ import threading
 import traceback
 from collections.abc import Callable
 
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.rethinkdb import ReqlError, error_text
+from ansible.module_utils.basic import missing_required_lib
+
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.rethinkdb import ReqlError, ensure_driver, error_text, login_password
+
+try:
+    from rethinkdb import RethinkDB
+except ImportError:
+    RethinkDB = None
 
 try:
     import orjson
@@ -116,7 +123,28 @@ def best_servers(status: dict, read_mode: str) -> list:
     return servers
 
 
-def lost(action: str, address: Address, exc: Exception, advice: str) -> NativeError:
-    """A NativeError for a query that failed on a server: one line, its server, the driver's reason."""
+def lost(action: str, address: Address, exc: Exception, advice: str, wanted: str | None = None) -> NativeError:
+    """A NativeError for a query that failed on a server: one line, its server (and the server it was meant
+    for, when that one did not answer), the driver's reason."""
     reason = error_text(exc) if isinstance(exc, ReqlError) else (getattr(exc, 'strerror', None) or str(exc) or type(exc).__name__)
-    return NativeError('%s on server %s failed: %s; %s.' % (action, address, reason.rstrip('.'), advice))
+    absent = ' (%s, which holds it, does not answer)' % wanted if wanted and wanted != address.server else ''
+    return NativeError('%s on server %s failed: %s%s; %s.' % (action, address, reason.rstrip('.'), absent, advice))
+
+
+def module_connector(module) -> tuple:
+    """(r, Connector) with the module's login options, or fail the way modules do when a library is missing."""
+    ensure_driver(module)
+    if ORJSON_IMPORT_ERROR is not None:
+        module.fail_json(msg=missing_required_lib('orjson'), exception=ORJSON_IMPORT_ERROR)
+    params = module.params
+    password = login_password(module)
+    r = RethinkDB()
+
+    def open_connection(host: str, port: int, timeout: float | None):
+        connect_args = dict(host=host, port=port, user=params['login_user'], password=password,
+                            timeout=min(timeout, params['connect_timeout']) if timeout else params['connect_timeout'])
+        if params['tls_ca_file']:
+            connect_args['ssl'] = {'ca_certs': params['tls_ca_file']}
+        return r.connect(**connect_args)
+
+    return r, Connector(open_connection, params['login_host'], params['login_port'])

@@ -289,8 +289,10 @@ class _RangeReader:
         return connections[server]
 
     def _forget(self, server: str | None) -> None:
-        connection, dummy = self.local.connections.pop(server)
-        connection.close(noreply_wait=False)
+        """Drop a connection that failed (the next query opens a new one)."""
+        connection, dummy = self.local.__dict__.setdefault('connections', {}).pop(server, (None, None))
+        if connection is not None:
+            connection.close(noreply_wait=False)
 
     def close(self) -> None:
         """Close every connection the workers opened (once they are done)."""
@@ -314,22 +316,27 @@ class _RangeReader:
     def _read_into(self, spool: _Compressor, plan: TablePlan, lower, upper, server: str | None) -> int:
         documents = 0
         left_bound = 'closed'
+        first_failure = None
+        wanted = server
         for attempt, pause in enumerate(RETRY_PAUSES + (None,)):
-            connection, address = self._connection(server)
+            address = self.connector.login
             try:
+                connection, address = self._connection(server)
                 for key, count in self._stream(plan, connection, lower, upper, left_bound, spool, documents == 0):
                     lower, left_bound = key, 'open'
                     documents += count
                 return documents
-            except RETRIED_ERRORS as exc:
+            except RETRIED_ERRORS + (OSError,) as exc:
                 self._forget(server)
+                # The server the range was read from is the one to name: the login server only forwards later tries.
+                first_failure = first_failure or (address, exc)
                 if pause is None or self.stop.is_set():
-                    raise lost('Reading %s' % plan.label, address, exc, ADVICE)
+                    raise lost('Reading %s' % plan.label, first_failure[0], first_failure[1], ADVICE, wanted)
                 # After a second failure on the best placed server, the login server forwards the reads.
                 server = None if attempt >= 1 else server
                 self.stop.wait(pause)
             except ReqlError as exc:
-                raise lost('Reading %s' % plan.label, address, exc, ADVICE)
+                raise lost('Reading %s' % plan.label, address, exc, ADVICE, wanted)
         return documents
 
     def _stream(self, plan: TablePlan, connection, lower, upper, left_bound: str, spool: _Compressor, first: bool):
@@ -439,7 +446,10 @@ def write_dump(r, connector, names: list, sink, compression: str = GZIP, level: 
     table is written, and is left empty.
     """
     level = DEFAULT_LEVELS[compression] if level is None else level
-    control = connector.connect_login()
+    try:
+        control = connector.connect_login()
+    except (ReqlError, OSError) as exc:
+        raise lost('Connecting', connector.login, exc, ADVICE)
     try:
         connector.learn(control, r)
         plans = plan_tables(r, control, names, workers, read_mode)
@@ -463,7 +473,8 @@ def write_dump(r, connector, names: list, sink, compression: str = GZIP, level: 
                 for result in results:
                     os.unlink(result.path)
                 tables[plan.label] = dict(documents=sum(result.documents for result in results), primary_key=plan.primary_key,
-                                          indexes=sorted(index['index'] for index in plan.info['indexes']), ranges=len(results))
+                                          indexes=sorted(index['index'] for index in plan.info['indexes']), ranges=len(results),
+                                          write_hook=plan.info['write_hook'] is not None)
             writer.end()
         except BaseException:
             stop.set()

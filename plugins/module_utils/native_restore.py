@@ -28,7 +28,7 @@ BATCH_BYTES = 2 * 1024 * 1024
 # RethinkDB's default array limit is 100,000 elements.
 BATCH_DOCUMENTS = 20000
 READY_TIMEOUT = 120
-ADVICE = 'check that the server runs and the table is available, then restore again with force: true'
+ADVICE = 'check that the server runs and the table is available'
 
 
 class _Batch:
@@ -97,12 +97,21 @@ class _Loader:
         for thread in self.threads:
             thread.join()
 
+    def _next(self) -> _Batch | None:
+        """The next batch; None at the end, or once any worker failed or the loading was abandoned."""
+        while self.failure is None:
+            try:
+                return self.queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+        return None
+
     def _work(self, number: int) -> None:
         connections: dict = {}
         try:
             while True:
-                batch = self.queue.get()
-                if batch is None or self.failure is not None:
+                batch = self._next()
+                if batch is None:
                     return
                 servers = self.servers.get(batch.label) or [None]
                 server = servers[number % len(servers)]
@@ -192,7 +201,10 @@ def load_dump(r, connector, source, archive, names: list, existing: dict, create
     existing: the chosen tables that exist (their documents with the archive's keys are replaced).
     """
     started = time.monotonic()
-    control = connector.connect_login()
+    try:
+        control = connector.connect_login()
+    except (ReqlError, OSError) as exc:
+        raise lost('Connecting', connector.login, exc, ADVICE)
     try:
         try:
             connector.learn(control, r)
@@ -227,13 +239,13 @@ def _load(r, connector, source, archive, names: list, servers: dict, workers: in
         hashing.drain()
     except (DumpArchiveError,) + STREAM_ERRORS as exc:
         loader.abandon()
-        raise NativeError('Archive %s could not be read again after it was proved (%s); restore again with force: true.'
+        raise NativeError('Archive %s could not be read again after it was proved (%s).'
                           % (archive.path, str(exc).rstrip('.') or type(exc).__name__))
     except BaseException:
         loader.abandon()
         raise
     loader.finish()
     if hashing.digest.hexdigest() != archive.sha256:
-        raise NativeError('Archive %s changed while it was restored (sha256 %s, proved %s); restore again with force: true.'
+        raise NativeError('Archive %s changed while it was restored (sha256 %s, proved %s).'
                           % (archive.path, hashing.digest.hexdigest(), archive.sha256))
     return loader.inserted

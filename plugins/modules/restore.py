@@ -6,18 +6,24 @@ from __future__ import annotations
 
 DOCUMENTATION = r'''
 module: restore
-short_description: Restore RethinkDB tables from a dump archive with the driver's rethinkdb restore
+short_description: Restore RethinkDB tables from a dump archive
 version_added: 0.1.0
 description:
   - Loads tables from an archive made by M(bigchaindb.rethinkdb.dump) (or by C(rethinkdb dump)) into a
-    cluster with C(rethinkdb restore), the tool of the RethinkDB Python driver, then counts the documents of
-    every restored table and fails unless they match the archive.
+    cluster, then counts the documents of every restored table and fails unless they match the archive.
+  - With O(engine=native) (the default), the module loads the archive itself, in one more pass over it:
+    batches of documents inserted in parallel on connections to each table's primary replica with soft
+    durability, each table synced to disk at the end, then its secondary indexes created and built (as
+    C(rethinkdb restore) does) and its write hook set. It reads gzip archives (its own and the tool's) and
+    zstd ones. See the collection's docs/native-engine.md.
+  - With O(engine=tool), runs C(rethinkdb restore), the tool of the RethinkDB Python driver, which unpacks the
+    chosen tables into O(temp_dir) and inserts batches of 200 documents.
   - Nothing touches the cluster before the archive is proven good. In this order, the module checks that the
     archive exists, that its sha256 is O(sha256) when given, and that it reads to the end as a dump archive, with
     only C(<top>/<db>/<table>.json) and C(.info) files with safe names, every table with both, every
     C(.json) a JSON array of documents. A truncated or damaged archive fails here, with a one-line reason.
-    Then it checks the free space for the unpacked tables, and refuses tables that already exist unless
-    O(force=true).
+    Then it checks the free space for the unpacked tables (O(engine=tool)), and refuses tables that already
+    exist unless O(force=true).
   - Tables are created with one replica; the tool does not restore shards, replicas or primary replicas.
     The C(restore) role puts the saved configuration back afterwards with M(bigchaindb.rethinkdb.replicas).
   - Runs on any host that has the driver and can reach a server of the cluster, a node or the controller.
@@ -54,21 +60,31 @@ options:
       - V(false) restores the documents without their indexes. Write hooks are restored either way.
     type: bool
     default: true
+  engine:
+    description:
+      - V(native) loads the archive itself, in parallel batches (needs the Python library orjson, and zstandard
+        for zstd archives).
+      - V(tool) runs the driver's C(rethinkdb restore); it reads gzip archives only.
+    type: str
+    choices: [native, tool]
+    default: native
   clients:
     description:
-      - How many connections the tool writes with.
+      - How many connections write at the same time, each with a batch of documents.
     type: int
     default: 3
   hard_durability:
     description:
       - Write with hard durability (each batch on disk before it is acknowledged). Slower, uses less memory.
-        The counts are checked either way.
+        The counts are checked either way; a native restore with soft durability syncs every table to disk
+        before it returns.
     type: bool
     default: false
   temp_dir:
     description:
-      - Directory in which the tool unpacks the chosen tables, uncompressed, before loading them. The module
-        checks that it has room for them, makes a private directory inside it and removes it afterwards.
+      - With O(engine=tool), directory in which the tool unpacks the chosen tables, uncompressed, before loading
+        them. The module checks that it has room for them, makes a private directory inside it and removes it
+        afterwards. O(engine=native) unpacks nothing.
       - Defaults to the system's temporary directory.
     type: path
 attributes:
@@ -86,8 +102,12 @@ attributes:
       Every run loads the archive and reports a change. A second run fails on the tables the first one created,
       unless O(force=true), which replaces their documents with the archive's again.
 notes:
-  - A tool that fails halfway may leave tables created and partly loaded; the failure names them. Drop them, or
-    run again with O(force=true).
+  - A restore that fails halfway (a server lost, the module killed) may leave tables created and partly loaded;
+    the failure names them. Drop them, or run again with O(force=true), which loads every document again.
+  - The native engine reads the archive twice, front to back both times: once to prove it before anything
+    touches the cluster (its sha256 is known only at its end, and the tool adds a table's description after
+    or before its documents in whatever order its directory listed them), once to load it. It fails if the
+    archive changed between the two.
   - O(connect_timeout) applies to the module's own connections; the tool itself waits up to the driver's
     default of 20 seconds to connect.
 seealso:
@@ -137,15 +157,25 @@ documents:
   type: int
   sample: 4200
 seconds:
-  description: Seconds the restore took, from the start of the tool until the counts were checked.
+  description: Seconds the restore took, from the start of the loading until the counts were checked.
   returned: success, not in check mode
   type: float
   sample: 12.5
 summary:
-  description: The tool's summary line.
+  description: The tool's summary line, or the same line for a native restore.
   returned: success, not in check mode
   type: str
   sample: 4200 rows imported to 2 tables in 11.92 secs
+engine:
+  description: The engine that loaded the archive.
+  returned: always
+  type: str
+  sample: native
+compression:
+  description: The archive's compression, V(gzip) or V(zstd).
+  returned: always
+  type: str
+  sample: gzip
 sha256:
   description: The archive's sha256, in hex.
   returned: always
@@ -166,7 +196,7 @@ stdout:
   returned: when the tool failed
   type: str
 stderr:
-  description: The tool's error output.
+  description: The tool's error output, without Python tracebacks.
   returned: when the tool failed
   type: str
 '''
@@ -179,7 +209,9 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.dump_archive import DumpArchiveError, read_dump_archive
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.dump_archive import GZIP, DumpArchiveError, read_dump_archive
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.native_cluster import NativeError, module_connector
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.native_restore import load_dump
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.driver_tools import (
     RESTORE_SUMMARY,
     ToolFailure,
@@ -296,7 +328,7 @@ def created_tables(r, connection, existing: dict, names: list) -> list:
     return [name for name in names if name in present and name not in existing]
 
 
-def count_restored(module, names: list) -> dict:
+def count_restored(module, names: list, restorer: str = 'rethinkdb restore') -> dict:
     """Documents in each restored table once it is ready for reads."""
     r, connection = connect(module)
     try:
@@ -304,8 +336,8 @@ def count_restored(module, names: list) -> dict:
         wait_ready(r, connection, tables, 'ready_for_reads', READY_TIMEOUT)
         return dict((name, r.db(db).table(table).count().run(connection)) for name, (db, table) in zip(names, tables))
     except (ReqlError, NotReadyError) as exc:
-        raise ToolFailure('rethinkdb restore finished, but the restored tables cannot be counted on the cluster at %s: %s.'
-                          % (endpoint(module), error_text(exc)))
+        raise ToolFailure('%s finished, but the restored tables cannot be counted on the cluster at %s: %s.'
+                          % (restorer, endpoint(module), error_text(exc)))
     finally:
         connection.close()
 
@@ -318,6 +350,41 @@ def count_problems(plan: dict) -> list:
         if (after < expected) if table['existed'] else (after != expected):
             problems.append('%s has %d documents after the restore, the archive holds %d' % (name, after, expected))
     return problems
+
+
+def native_restore(module, archive, plan: dict, existing: dict) -> dict:
+    """Load the archive with the native engine, then count every restored table on a new connection.
+    Raises ToolFailure."""
+    params = module.params
+    started = time.monotonic()
+    names = list(plan)
+    r, connector = module_connector(module)
+    try:
+        with open(archive.path, 'rb') as source:
+            loaded = load_dump(r, connector, source, archive, names, existing, params['create_indexes'], params['clients'],
+                               'hard' if params['hard_durability'] else 'soft')
+    except NativeError as exc:
+        raise ToolFailure(str(exc), loaded=True)
+    except OSError as exc:
+        raise ToolFailure('Cannot read archive %s again: %s.' % (archive.path, exc.strerror or exc), loaded=True)
+    for name, documents in count_restored(module, names, 'the native restore').items():
+        plan[name]['documents_after'] = documents
+    problems = count_problems(plan)
+    if problems:
+        raise ToolFailure('The restore did not load the archive fully: %s.' % '; '.join(problems), tables=plan)
+    seconds = round(time.monotonic() - started, 3)
+    documents = sum(table['documents'] for table in plan.values())
+    return dict(
+        tables=plan,
+        documents=documents,
+        seconds=seconds,
+        steps=loaded['seconds'],
+        summary='%d row%s imported to %d table%s in %.2f secs' % (documents, '' if documents == 1 else 's', len(plan),
+                                                                 '' if len(plan) == 1 else 's', seconds),
+        sha256=archive.sha256,
+        engine='native',
+        compression=archive.compression,
+    )
 
 
 def run_restore(module, scratch: list, archive, plan: dict, unpack_parent: str) -> dict:
@@ -346,6 +413,8 @@ def run_restore(module, scratch: list, archive, plan: dict, unpack_parent: str) 
         seconds=round(time.monotonic() - started, 3),
         summary=run.summary(RESTORE_SUMMARY),
         sha256=archive.sha256,
+        engine='tool',
+        compression=archive.compression,
         cmd=argv,
     )
 
@@ -358,6 +427,7 @@ def main():
         tables=dict(type='list', elements='str'),
         force=dict(type='bool', default=False),
         create_indexes=dict(type='bool', default=True),
+        engine=dict(type='str', choices=['native', 'tool'], default='native'),
         clients=dict(type='int', default=3),
         hard_durability=dict(type='bool', default=False),
         temp_dir=dict(type='path'),
@@ -370,26 +440,38 @@ def main():
     except DumpArchiveError as exc:
         module.fail_json(msg='%s.' % exc)
     names = chosen_tables(module, archive)
-    check_free_space(module, archive, names, unpack_parent)
+    engine = module.params['engine']
+    if engine == 'tool':
+        if archive.compression != GZIP:
+            module.fail_json(msg='Archive %s is compressed with %s, which rethinkdb restore cannot read: use engine: native.'
+                             % (archive.path, archive.compression))
+        check_free_space(module, archive, names, unpack_parent)
     r, connection = connect(module)
     try:
         existing = existing_tables(module, r, connection, archive, names)
         plan = dict((name, dict(documents=archive.tables[name].documents, documents_after=None, existed=name in existing)) for name in names)
         if module.check_mode:
-            module.exit_json(changed=True, tables=plan, documents=sum(table['documents'] for table in plan.values()), sha256=archive.sha256)
+            module.exit_json(changed=True, tables=plan, documents=sum(table['documents'] for table in plan.values()), sha256=archive.sha256,
+                             engine=engine, compression=archive.compression)
         with scratch_dirs(module) as scratch:
             try:
-                outcome = run_restore(module, scratch, archive, plan, unpack_parent)
+                if engine == 'native':
+                    outcome = native_restore(module, archive, plan, existing)
+                else:
+                    outcome = run_restore(module, scratch, archive, plan, unpack_parent)
             except ToolFailure as exc:
                 outcome = exc
-                created = created_tables(r, connection, existing, names) if 'rc' in exc.details else []
+                created = created_tables(r, connection, existing, names) if ('rc' in exc.details or 'loaded' in exc.details) else []
                 if created:
                     outcome = ToolFailure('%s Tables it created: %s; drop them, or restore again with force: true.' % (exc, ', '.join(created)),
                                           **exc.details)
+                elif 'loaded' in exc.details and existing:
+                    outcome = ToolFailure('%s Restore again with force: true.' % exc, **exc.details)
     finally:
         connection.close()
     if isinstance(outcome, ToolFailure):
-        module.fail_json(msg=str(outcome), changed='cmd' in outcome.details, **outcome.details)
+        details = dict((key, value) for key, value in outcome.details.items() if key != 'loaded')
+        module.fail_json(msg=str(outcome), changed='cmd' in details or 'loaded' in outcome.details, engine=engine, **details)
     module.exit_json(changed=True, **outcome)
 
 

@@ -1,4 +1,4 @@
-"""The dump module through main(), with the driver and the dump tool replaced by fakes."""
+"""The dump module through main() with engine: tool, the driver and the dump tool replaced by fakes."""
 
 from __future__ import annotations
 
@@ -57,6 +57,11 @@ class FakeDumpTool:
         return self.calls[-1]['argv']
 
 
+def run_tool_engine(args: dict, capsys) -> dict:
+    """The module run with engine: tool, which these fakes stand in for."""
+    return run_module(dump.main, dict({'engine': 'tool'}, **args), capsys)
+
+
 @pytest.fixture(name='cluster')
 def fake_cluster(monkeypatch):
     """A fake connection answering table_config; records whether the module connected and closed."""
@@ -93,7 +98,7 @@ def test_dumps_into_dest_with_counts_and_checksum(cluster, tool, backups, capsys
     monkeypatch.setenv('RETHINKDB_DRIVER_PORT', '28015')
     dest = backups / 'bigchain.tar.gz'
 
-    result = run_module(dump.main, {'dest': str(dest), 'login_password': PASSWORD}, capsys)
+    result = run_tool_engine({'dest': str(dest), 'login_password': PASSWORD}, capsys)
 
     assert result['changed'] is True
     assert result['dest'] == str(dest)
@@ -112,7 +117,7 @@ def test_dumps_into_dest_with_counts_and_checksum(cluster, tool, backups, capsys
 def test_the_password_reaches_the_tool_only_through_a_private_file(cluster, tool, backups, capsys, monkeypatch):
     monkeypatch.setenv('RETHINKDB_DRIVER_PORT', '28015')
 
-    result = run_module(dump.main, {'dest': str(backups / 'd.tar.gz'), 'login_password': PASSWORD}, capsys)
+    result = run_tool_engine({'dest': str(backups / 'd.tar.gz'), 'login_password': PASSWORD}, capsys)
 
     call = tool.calls[0]
     password_path = call['argv'][call['argv'].index('--password-file') + 1]
@@ -130,7 +135,7 @@ def test_every_option_reaches_the_tool(cluster, tool, backups, tmp_path, capsys)
     ca_file.write_text('-----BEGIN CERTIFICATE-----\n')
     tool.tables = dict(sample_tables(), **{'bigchain.backlog': []})
 
-    result = run_module(dump.main, {
+    result = run_tool_engine({
         'dest': str(backups / 'd.tar.gz'), 'login_host': 'db1.example.org', 'login_port': 38015, 'login_user': 'backup',
         'tls_ca_file': str(ca_file), 'tables': ['bigchain', 'bigchain.votes'], 'clients': 5, 'read_outdated': True,
         'temp_dir': str(scratch)}, capsys)
@@ -161,7 +166,7 @@ def test_a_failing_tool_fails_the_task_and_leaves_no_partial_file(cluster, tool,
     scratch = tmp_path / 'scratch'
     scratch.mkdir()
 
-    result = run_module(dump.main, {'dest': str(backups / 'd.tar.gz'), 'login_password': PASSWORD, 'temp_dir': str(scratch)}, capsys)
+    result = run_tool_engine({'dest': str(backups / 'd.tar.gz'), 'login_password': PASSWORD, 'temp_dir': str(scratch)}, capsys)
 
     assert result['failed'] is True
     assert result['msg'] == message
@@ -174,7 +179,7 @@ def test_a_failing_tool_fails_the_task_and_leaves_no_partial_file(cluster, tool,
 def test_a_full_filesystem_gives_a_clear_error(cluster, tool, backups, capsys):
     tool.rc, tool.stderr = 1, "[Errno 28] No space left on device\nError: export failed, Errors occurred during export\n"
 
-    result = run_module(dump.main, {'dest': str(backups / 'd.tar.gz')}, capsys)
+    result = run_tool_engine({'dest': str(backups / 'd.tar.gz')}, capsys)
 
     assert result['msg'] == ('rethinkdb dump ran out of disk space writing to %s: free some space there, or choose another dest or '
                              'temp_dir.' % backups)
@@ -185,9 +190,9 @@ def test_an_existing_dest_is_refused_without_force_and_replaced_with_it(cluster,
     dest = backups / 'd.tar.gz'
     dest.write_bytes(b'yesterday')
 
-    refused = run_module(dump.main, {'dest': str(dest)}, capsys)
+    refused = run_tool_engine({'dest': str(dest)}, capsys)
     assert dest.read_bytes() == b'yesterday'
-    replaced = run_module(dump.main, {'dest': str(dest), 'force': True}, capsys)
+    replaced = run_tool_engine({'dest': str(dest), 'force': True}, capsys)
 
     assert refused['msg'] == 'dest %s already exists: set force: true to replace it, or choose another dest.' % dest
     assert len(tool.calls) == 1 and cluster.connects == 1
@@ -204,7 +209,7 @@ def test_an_existing_dest_is_refused_without_force_and_replaced_with_it(cluster,
     ([], 'tables is empty: name the tables (database.table) or databases to dump.'),
 ])
 def test_tables_that_cannot_be_dumped_are_refused_before_the_tool_runs(cluster, tool, backups, capsys, tables, message):
-    result = run_module(dump.main, {'dest': str(backups / 'd.tar.gz'), 'tables': tables}, capsys)
+    result = run_tool_engine({'dest': str(backups / 'd.tar.gz'), 'tables': tables}, capsys)
 
     assert result['msg'] == message
     assert tool.calls == [] and os.listdir(str(backups)) == []
@@ -222,7 +227,7 @@ def test_tables_that_cannot_be_dumped_are_refused_before_the_tool_runs(cluster, 
 def test_paths_and_options_that_cannot_work_are_refused_before_connecting(cluster, tool, backups, capsys, args, message):
     args = dict((key, value.format(backups=backups) if isinstance(value, str) else value) for key, value in args.items())
 
-    result = run_module(dump.main, args, capsys)
+    result = run_tool_engine(args, capsys)
 
     assert result['msg'] == message.format(backups=backups)
     assert cluster.connects == 0 and tool.calls == []
@@ -231,7 +236,7 @@ def test_paths_and_options_that_cannot_work_are_refused_before_connecting(cluste
 def test_an_archive_without_a_chosen_table_fails_and_is_removed(cluster, tool, backups, capsys):
     tool.tables = {'bigchain.bigchain': sample_tables()['bigchain.bigchain']}
 
-    result = run_module(dump.main, {'dest': str(backups / 'd.tar.gz')}, capsys)
+    result = run_tool_engine({'dest': str(backups / 'd.tar.gz')}, capsys)
 
     assert result['msg'] == 'rethinkdb dump wrote an archive that does not match the tables asked for: it lacks bigchain.votes.'
     assert result['cmd'] == tool.argv
@@ -241,14 +246,14 @@ def test_an_archive_without_a_chosen_table_fails_and_is_removed(cluster, tool, b
 def test_an_archive_with_a_table_not_asked_for_fails(cluster, tool, backups, capsys):
     tool.tables = dict(sample_tables(), **{'bigchain.backlog': []})
 
-    result = run_module(dump.main, {'dest': str(backups / 'd.tar.gz')}, capsys)
+    result = run_tool_engine({'dest': str(backups / 'd.tar.gz')}, capsys)
 
     assert result['msg'] == ('rethinkdb dump wrote an archive that does not match the tables asked for: '
                              'it holds tables that were not asked for: bigchain.backlog.')
 
 
 def test_check_mode_checks_and_writes_nothing(cluster, tool, backups, capsys):
-    result = run_module(dump.main, {'dest': str(backups / 'd.tar.gz'), '_ansible_check_mode': True}, capsys)
+    result = run_tool_engine({'dest': str(backups / 'd.tar.gz'), '_ansible_check_mode': True}, capsys)
 
     assert result['changed'] is True
     assert result['dest'] == str(backups / 'd.tar.gz')
@@ -260,7 +265,7 @@ def test_check_mode_checks_and_writes_nothing(cluster, tool, backups, capsys):
 
 
 def test_check_mode_still_refuses_unknown_tables(cluster, tool, backups, capsys):
-    result = run_module(dump.main, {'dest': str(backups / 'd.tar.gz'), 'tables': ['bigchain.blocks'], '_ansible_check_mode': True}, capsys)
+    result = run_tool_engine({'dest': str(backups / 'd.tar.gz'), 'tables': ['bigchain.blocks'], '_ansible_check_mode': True}, capsys)
 
     assert result['failed'] is True and result['msg'].startswith('Table bigchain.blocks does not exist')
 
@@ -270,7 +275,7 @@ def test_running_out_of_space_when_moving_into_place_is_one_line(cluster, tool, 
         raise OSError(28, os.strerror(28), target)
     monkeypatch.setattr(dump.os, 'replace', no_space)
 
-    result = run_module(dump.main, {'dest': str(backups / 'd.tar.gz')}, capsys)
+    result = run_tool_engine({'dest': str(backups / 'd.tar.gz')}, capsys)
 
     assert result['msg'] == ('Cannot move the archive to %s: No space left on device; free some space there, or choose another dest '
                              'or temp_dir.' % (backups / 'd.tar.gz'))

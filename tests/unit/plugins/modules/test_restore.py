@@ -1,4 +1,4 @@
-"""The restore module through main(), with the driver and the restore tool replaced by fakes."""
+"""The restore module through main() with engine: tool, the driver and the restore tool replaced by fakes."""
 
 from __future__ import annotations
 
@@ -73,6 +73,11 @@ class FakeRestoreTool:
         return self.calls[-1]['argv']
 
 
+def run_tool_engine(args: dict, capsys) -> dict:
+    """The module run with engine: tool, which these fakes stand in for."""
+    return run_module(restore.main, dict({'engine': 'tool'}, **args), capsys)
+
+
 @pytest.fixture(name='cluster')
 def fake_cluster(monkeypatch):
     cluster = FakeCluster()
@@ -102,7 +107,7 @@ def scratch_dir(tmp_path):
 def test_restores_every_table_and_checks_the_counts(cluster, tool, archive, scratch, capsys, monkeypatch):
     monkeypatch.setenv('RETHINKDB_DRIVER_PORT', '28015')
 
-    result = run_module(restore.main, {'archive': archive, 'sha256': sha256_of(archive), 'temp_dir': str(scratch),
+    result = run_tool_engine({'archive': archive, 'sha256': sha256_of(archive), 'temp_dir': str(scratch),
                                        'login_password': PASSWORD}, capsys)
 
     assert result['changed'] is True
@@ -128,7 +133,7 @@ def test_every_option_reaches_the_tool(cluster, tool, archive, scratch, capsys):
     cluster.tables['bigchain.votes'] = {'primary_key': 'id', 'count': 10}
     tool.loaded = {'bigchain.votes': 80}
 
-    result = run_module(restore.main, {'archive': archive, 'tables': ['bigchain.votes'], 'force': True, 'create_indexes': False,
+    result = run_tool_engine({'archive': archive, 'tables': ['bigchain.votes'], 'force': True, 'create_indexes': False,
                                        'hard_durability': True, 'clients': 7, 'temp_dir': str(scratch)}, capsys)
 
     argv = tool.argv
@@ -139,7 +144,7 @@ def test_every_option_reaches_the_tool(cluster, tool, archive, scratch, capsys):
 
 
 def test_a_database_selects_its_tables_in_the_archive(cluster, tool, archive, capsys):
-    result = run_module(restore.main, {'archive': archive, 'tables': ['bigchain']}, capsys)
+    result = run_tool_engine({'archive': archive, 'tables': ['bigchain']}, capsys)
 
     assert sorted(result['tables']) == ['bigchain.bigchain', 'bigchain.votes']
     assert tool.argv[-2:] == ['--import', 'bigchain.votes'] and tool.argv.count('--import') == 2
@@ -173,7 +178,7 @@ def test_a_bad_archive_or_request_fails_before_the_cluster_is_touched(cluster, t
     if spoil:
         spoil(archive)
 
-    result = run_module(restore.main, dict(args, archive=archive), capsys)
+    result = run_tool_engine(dict(args, archive=archive), capsys)
 
     assert result['failed'] is True
     assert result['msg'].startswith(message.format(archive=archive, sha256=sha256, zeros='0' * 64))
@@ -184,7 +189,7 @@ def test_a_bad_archive_or_request_fails_before_the_cluster_is_touched(cluster, t
 def test_existing_tables_are_refused_without_force(cluster, tool, archive, capsys):
     cluster.tables['bigchain.votes'] = {'primary_key': 'id', 'count': 5}
 
-    result = run_module(restore.main, {'archive': archive}, capsys)
+    result = run_tool_engine({'archive': archive}, capsys)
 
     assert result['msg'] == ('bigchain.votes already exists on the cluster at localhost:28015: set force: true to restore into it '
                              '(documents with the same primary key are replaced), or drop it first.')
@@ -194,7 +199,7 @@ def test_existing_tables_are_refused_without_force(cluster, tool, archive, capsy
 def test_force_does_not_mix_primary_keys(cluster, tool, archive, capsys):
     cluster.tables['bigchain.votes'] = {'primary_key': 'vote_id', 'count': 5}
 
-    result = run_module(restore.main, {'archive': archive, 'force': True}, capsys)
+    result = run_tool_engine({'archive': archive, 'force': True}, capsys)
 
     assert result['msg'] == ("bigchain.votes exists on the cluster at localhost:28015 with primary key vote_id, but the archive's "
                              'is id: drop the table to restore it.')
@@ -204,7 +209,7 @@ def test_force_does_not_mix_primary_keys(cluster, tool, archive, capsys):
 def test_force_restores_into_existing_tables_that_keep_their_other_documents(cluster, tool, archive, capsys):
     cluster.tables['bigchain.votes'] = {'primary_key': 'id', 'count': 7}
 
-    result = run_module(restore.main, {'archive': archive, 'force': True}, capsys)
+    result = run_tool_engine({'archive': archive, 'force': True}, capsys)
 
     assert result['tables']['bigchain.votes'] == {'documents': 90, 'documents_after': 97, 'existed': True}
     assert result['tables']['bigchain.bigchain'] == {'documents': 30, 'documents_after': 30, 'existed': False}
@@ -221,7 +226,7 @@ def test_a_count_that_does_not_fit_the_archive_fails_naming_both_counts(cluster,
         cluster.tables['bigchain.bigchain'] = {'primary_key': 'id', 'count': existing}
     tool.loaded = {'bigchain.bigchain': loaded}
 
-    result = run_module(restore.main, {'archive': archive, 'force': existing is not None}, capsys)
+    result = run_tool_engine({'archive': archive, 'force': existing is not None}, capsys)
 
     assert result['msg'] == message
     assert result['changed'] is True and result['cmd'] == tool.argv
@@ -232,7 +237,7 @@ def test_a_failing_tool_names_the_tables_it_created(cluster, tool, archive, scra
     tool.rc, tool.stdout = 1, 'Extracting archive file...\nImporting from directory...\n'
     tool.stderr = "Connection error during 'batch': Connection is closed.\nError: import failed: Errors occurred during import\n"
 
-    result = run_module(restore.main, {'archive': archive, 'login_password': PASSWORD, 'temp_dir': str(scratch)}, capsys)
+    result = run_tool_engine({'archive': archive, 'login_password': PASSWORD, 'temp_dir': str(scratch)}, capsys)
 
     assert result['msg'] == ("rethinkdb restore exited with 1: Connection error during 'batch': Connection is closed. "
                              'Tables it created: bigchain.bigchain; drop them, or restore again with force: true.')
@@ -245,7 +250,7 @@ def test_a_failing_tool_names_the_tables_it_created(cluster, tool, archive, scra
 def test_a_tool_out_of_space_gives_a_clear_error(cluster, tool, archive, scratch, capsys):
     tool.rc, tool.stderr = 1, "[Errno 28] No space left on device: '%s/tmpx/bigchain/votes.json'\n" % scratch
 
-    result = run_module(restore.main, {'archive': archive, 'temp_dir': str(scratch)}, capsys)
+    result = run_tool_engine({'archive': archive, 'temp_dir': str(scratch)}, capsys)
 
     assert result['msg'].startswith('rethinkdb restore ran out of disk space unpacking in %s: free some space there, or set temp_dir '
                                     'to a directory with more room.' % scratch)
@@ -256,7 +261,7 @@ def test_too_little_room_to_unpack_is_refused_before_the_cluster_is_touched(clus
     monkeypatch.setattr(restore.shutil, 'disk_usage', lambda path: usage(10 ** 9, 10 ** 9 - 1000, 1000))
     needed = sum(len(data) for name, data in table_members(sample_tables()))
 
-    result = run_module(restore.main, {'archive': archive, 'temp_dir': str(scratch)}, capsys)
+    result = run_tool_engine({'archive': archive, 'temp_dir': str(scratch)}, capsys)
 
     assert result['msg'] == ('Not enough space in %s to unpack the archive: it needs %d bytes, 1000 are free; free some space there, '
                              'or set temp_dir to a directory with more room.' % (scratch, needed))
@@ -266,8 +271,8 @@ def test_too_little_room_to_unpack_is_refused_before_the_cluster_is_touched(clus
 def test_check_mode_runs_every_check_and_restores_nothing(cluster, tool, archive, capsys):
     cluster.tables['bigchain.votes'] = {'primary_key': 'id', 'count': 5}
 
-    planned = run_module(restore.main, {'archive': archive, 'force': True, '_ansible_check_mode': True}, capsys)
-    refused = run_module(restore.main, {'archive': archive, '_ansible_check_mode': True}, capsys)
+    planned = run_tool_engine({'archive': archive, 'force': True, '_ansible_check_mode': True}, capsys)
+    refused = run_tool_engine({'archive': archive, '_ansible_check_mode': True}, capsys)
 
     assert planned['changed'] is True
     assert planned['tables'] == {
