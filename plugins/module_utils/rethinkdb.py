@@ -102,6 +102,21 @@ def connect(module):
     return r, connection
 
 
+def close(connection) -> None:
+    """Close a connection without asking the server anything: after a lost connection the driver's own
+    close(), which waits for the server's replies to pending queries, raises instead of closing."""
+    connection.close(noreply_wait=False)
+
+
+def query_failure(module, action: str, exc: Exception) -> str:
+    """The one-line message of a query that failed: what was done, on which server, the reason, and for a lost
+    connection what to do."""
+    message = '%s at %s failed: %s' % (action, endpoint(module), error_text(exc))
+    if RETHINKDB_IMPORT_ERROR is None and isinstance(exc, reql_errors.ReqlDriverError):
+        message += '; the connection to the server was lost: check that it runs, then run the task again'
+    return message + '.'
+
+
 def error_text(exc: Exception) -> str:
     """The server's or driver's message without the query echo and trailing punctuation."""
     message = getattr(exc, 'message', None) or str(exc)

@@ -245,6 +245,8 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.rethinkdb import (
+    close,
+    query_failure,
     LOGIN_MUTUALLY_EXCLUSIVE,
     NotReadyError,
     ReqlError,
@@ -410,9 +412,9 @@ def main():
     try:
         facts = gather(module, r, connection)
     except ReqlError as exc:
-        module.fail_json(msg='Reading the cluster at %s failed: %s.' % (endpoint(module), error_text(exc)))
+        module.fail_json(msg=query_failure(module, 'Reading the cluster', exc))
     finally:
-        connection.close()
+        close(connection)
     module.exit_json(changed=False, **facts)
 
 

@@ -159,6 +159,8 @@ waited:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.rethinkdb import (
+    close,
+    query_failure,
     LOGIN_MUTUALLY_EXCLUSIVE,
     NotReadyError,
     ReqlError,
@@ -346,9 +348,9 @@ def main():
     try:
         result = apply(module, r, connection)
     except ReqlError as exc:
-        module.fail_json(msg='Configuring replicas at %s failed: %s.' % (endpoint(module), error_text(exc)))
+        module.fail_json(msg=query_failure(module, 'Configuring replicas', exc))
     finally:
-        connection.close()
+        close(connection)
     module.exit_json(**result)
 
 

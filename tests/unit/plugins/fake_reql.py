@@ -65,6 +65,8 @@ class Connection:
     """The connection a fake `connect` returns; records whether the module closed it."""
 
     closed = False
+    noreply_wait = None
 
-    def close(self):
+    def close(self, noreply_wait: bool = True):
         self.closed = True
+        self.noreply_wait = noreply_wait
