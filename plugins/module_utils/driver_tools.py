@@ -37,6 +37,11 @@ _OPTION_ERROR = re.compile(r': error: (.+)$')
 _ECHO_LINES = re.compile(r'^(Error: )*(export failed, |import failed: )*(Error: )*Errors occurred during (export|import)$')
 # Tracebacks, the headers of failed worker processes, and Python warnings.
 _NOISE_LINES = re.compile(r'^(Traceback |Process [\w-]+:$|\S+:\d+: \w*Warning: )')
+# The lines between two tracebacks of one error.
+_CHAINED_LINES = re.compile(r'^(During handling of the above exception|The above exception was the direct cause)')
+# What the tools say when a server went away or a table lost its primary replica during the run.
+_LOST_SERVER = re.compile(r'lost contact|not available|Could not connect|[Cc]onnection (is )?closed|[Cc]onnection reset|timed out|'
+                          r'UnboundLocalError|ReqlDriverError')
 _OUT_OF_SPACE = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))
 
 
@@ -188,6 +193,22 @@ def clean_output(text: str) -> str:
     return '\n'.join(lines).strip('\n')
 
 
+def without_tracebacks(text: str) -> str:
+    """A tool's output without the frames of Python tracebacks (their header and indented lines), which say
+    where in its code the tool failed; the exception's own line, which says why, stays."""
+    kept = []
+    in_traceback = False
+    for line in text.split('\n'):
+        if line.startswith('Traceback (most recent call last):') or _CHAINED_LINES.match(line):
+            in_traceback = True
+        elif in_traceback and (not line or line[0].isspace()):
+            continue
+        else:
+            in_traceback = False
+            kept.append(line)
+    return '\n'.join(kept).strip('\n')
+
+
 class ToolRun:
     """One run of a tool: its argv (the password file's path only), exit status and cleaned output."""
 
@@ -195,7 +216,7 @@ class ToolRun:
         self.argv = argv
         self.rc = rc
         self.stdout = clean_output(stdout)
-        self.stderr = clean_output(stderr)
+        self.stderr = without_tracebacks(clean_output(stderr))
         self.seconds = seconds
 
     def summary(self, pattern: re.Pattern) -> str:
@@ -226,14 +247,18 @@ class ToolRun:
         """What a failed task returns besides its message."""
         return dict(rc=self.rc, stdout=self.stdout, stderr=self.stderr, cmd=self.argv)
 
-    def check(self, verb: str, writing: str, advice: str) -> None:
+    def check(self, verb: str, writing: str, advice: str, server: str) -> None:
         """Raise ToolFailure unless the tool exited with 0: out of space while `writing` (with advice on room),
-        or exited with its most telling reason."""
+        lost `server` (host:port) or a replica behind it, or exited with its most telling reason."""
         if self.rc == 0:
             return
         if self.out_of_space():
             raise ToolFailure('rethinkdb %s ran out of disk space %s: %s.' % (verb, writing, advice), **self.details())
-        raise ToolFailure('rethinkdb %s exited with %d: %s.' % (verb, self.rc, self.reason()), **self.details())
+        reason = self.reason()
+        if _LOST_SERVER.search(reason):
+            raise ToolFailure('rethinkdb %s lost the cluster at %s: %s; check that its servers run and its tables are available '
+                              '(bigchaindb.rethinkdb.info), then run the task again.' % (verb, server, reason), **self.details())
+        raise ToolFailure('rethinkdb %s exited with %d: %s.' % (verb, self.rc, reason), **self.details())
 
 
 def run_tool(module, argv: list) -> ToolRun:

@@ -266,11 +266,12 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.driver_tools 
     writable_directory,
 )
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.rethinkdb import (
+    close,
+    query_failure,
     LOGIN_MUTUALLY_EXCLUSIVE,
     ReqlError,
     connect,
     endpoint,
-    error_text,
     login_password,
     rethinkdb_common_argument_spec,
     system_rows,
@@ -384,7 +385,8 @@ def take_dump(module, scratch: list, selectors: list, chosen: dict) -> dict:
                 run = run_tool(module, argv)
         finally:
             tool_done.set()
-        run.check('dump', 'writing to %s' % ' and '.join(sorted(set(os.path.dirname(path) for path in scratch))), OUT_OF_SPACE_ADVICE)
+        writing = 'writing to %s' % ' and '.join(sorted(set(os.path.dirname(path) for path in scratch)))
+        run.check('dump', writing, OUT_OF_SPACE_ADVICE, endpoint(module))
         synced = helpers.submit(fsync_file, partial)
         try:
             archive = read_back.result()
@@ -497,9 +499,9 @@ def main():
     try:
         chosen = chosen_tables(module, selectors, system_rows(r, connection, 'table_config'))
     except ReqlError as exc:
-        module.fail_json(msg='Reading the tables of the cluster at %s failed: %s.' % (endpoint(module), error_text(exc)))
+        module.fail_json(msg=query_failure(module, 'Reading the tables of the cluster', exc))
     finally:
-        connection.close()
+        close(connection)
     if module.check_mode:
         planned = dict((name, dict(primary_key=row['primary_key'], indexes=sorted(row.get('indexes', [])))) for name, row in chosen.items())
         module.exit_json(changed=True, dest=module.params['dest'], tables=planned, engine=module.params['engine'])

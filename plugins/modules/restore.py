@@ -226,6 +226,8 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.driver_tools 
     writable_directory,
 )
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.rethinkdb import (
+    close,
+    query_failure,
     LOGIN_MUTUALLY_EXCLUSIVE,
     NotReadyError,
     ReqlError,
@@ -302,7 +304,7 @@ def existing_tables(module, r, connection, archive, names: list) -> dict:
     try:
         configs = system_rows(r, connection, 'table_config')
     except ReqlError as exc:
-        module.fail_json(msg='Reading the tables of the cluster at %s failed: %s.' % (endpoint(module), error_text(exc)))
+        module.fail_json(msg=query_failure(module, 'Reading the tables of the cluster', exc))
     keys = dict(('%s.%s' % (row['db'], row['name']), row['primary_key']) for row in configs)
     existing = dict((name, keys[name]) for name in names if name in keys)
     if existing and not module.params['force']:
@@ -339,7 +341,7 @@ def count_restored(module, names: list, restorer: str = 'rethinkdb restore') -> 
         raise ToolFailure('%s finished, but the restored tables cannot be counted on the cluster at %s: %s.'
                           % (restorer, endpoint(module), error_text(exc)))
     finally:
-        connection.close()
+        close(connection)
 
 
 def count_problems(plan: dict) -> list:
@@ -401,7 +403,7 @@ def run_restore(module, scratch: list, archive, plan: dict, unpack_parent: str) 
         argv = tool_argv('restore', dict(params, temp_dir=scratch[0], tables=names if params['tables'] else [], password_file=password_path),
                          positional=(archive.path,))
         run = run_tool(module, argv)
-    run.check('restore', 'unpacking in %s' % unpack_parent, OUT_OF_SPACE_ADVICE)
+    run.check('restore', 'unpacking in %s' % unpack_parent, OUT_OF_SPACE_ADVICE, endpoint(module))
     for name, documents in count_restored(module, names).items():
         plan[name]['documents_after'] = documents
     problems = count_problems(plan)
@@ -468,7 +470,7 @@ def main():
                 elif 'loaded' in exc.details and existing:
                     outcome = ToolFailure('%s Restore again with force: true.' % exc, **exc.details)
     finally:
-        connection.close()
+        close(connection)
     if isinstance(outcome, ToolFailure):
         details = dict((key, value) for key, value in outcome.details.items() if key != 'loaded')
         module.fail_json(msg=str(outcome), changed='cmd' in details or 'loaded' in outcome.details, engine=engine, **details)

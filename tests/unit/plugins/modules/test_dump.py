@@ -153,15 +153,27 @@ def test_every_option_reaches_the_tool(cluster, tool, backups, tmp_path, capsys)
     assert os.listdir(str(scratch)) == [] and os.listdir(str(backups)) == ['d.tar.gz']
 
 
-@pytest.mark.parametrize('rc, stderr, message', [
+@pytest.mark.parametrize('rc, stderr, message, shown', [
     (1, "Error: Table not found: 'bigchain.votes'\nTraceback (most recent call last):\n  File \"x\"\n"
         "Error: export failed, Error: Table not found: 'bigchain.votes'\n",
-     "rethinkdb dump exited with 1: Table not found: 'bigchain.votes'."),
+     "rethinkdb dump exited with 1: Table not found: 'bigchain.votes'.",
+     "Error: Table not found: 'bigchain.votes'\nError: export failed, Error: Table not found: 'bigchain.votes'"),
     (2, 'Usage: rethinkdb dump ...\n\npython -m rethinkdb dump: error: Unable to connect to server: Could not connect to '
         'localhost:28015. Error: [Errno 111] Connection refused\n',
-     'rethinkdb dump exited with 2: Unable to connect to server: Could not connect to localhost:28015. Error: [Errno 111] Connection refused.'),
-])
-def test_a_failing_tool_fails_the_task_and_leaves_no_partial_file(cluster, tool, backups, tmp_path, capsys, rc, stderr, message):
+     'rethinkdb dump lost the cluster at localhost:28015: Unable to connect to server: Could not connect to localhost:28015. '
+     'Error: [Errno 111] Connection refused; check that its servers run and its tables are available (bigchaindb.rethinkdb.info), '
+     'then run the task again.',
+     'Usage: rethinkdb dump ...\n\npython -m rethinkdb dump: error: Unable to connect to server: Could not connect to '
+     'localhost:28015. Error: [Errno 111] Connection refused'),
+    (1, "Cannot perform read: lost contact with primary replica\nErrors occurred during export\nTraceback (most recent call last):\n"
+        '  File "_dump.py", line 200, in main\n    _export.run(options)\n    ~~~~~~~~~~~^^^^^^^^^\nRuntimeError: Errors occurred during export\n'
+        'Error: export failed, Errors occurred during export\n',
+     'rethinkdb dump lost the cluster at localhost:28015: Cannot perform read: lost contact with primary replica; check that its '
+     'servers run and its tables are available (bigchaindb.rethinkdb.info), then run the task again.',
+     'Cannot perform read: lost contact with primary replica\nErrors occurred during export\nRuntimeError: Errors occurred during export\n'
+     'Error: export failed, Errors occurred during export'),
+], ids=['error', 'unreachable', 'server-lost-mid-dump'])
+def test_a_failing_tool_fails_the_task_and_leaves_no_partial_file(cluster, tool, backups, tmp_path, capsys, rc, stderr, message, shown):
     tool.rc, tool.stdout, tool.stderr = rc, 'Exporting...\n', stderr
     scratch = tmp_path / 'scratch'
     scratch.mkdir()
@@ -170,7 +182,8 @@ def test_a_failing_tool_fails_the_task_and_leaves_no_partial_file(cluster, tool,
 
     assert result['failed'] is True
     assert result['msg'] == message
-    assert (result['rc'], result['stdout'], result['stderr'], result['cmd']) == (rc, 'Exporting...', stderr.strip('\n'), tool.argv)
+    assert (result['rc'], result['stdout'], result['stderr'], result['cmd']) == (rc, 'Exporting...', shown, tool.argv)
+    assert 'Traceback' not in json.dumps(result)
     assert os.listdir(str(backups)) == [] and os.listdir(str(scratch)) == []
     assert not os.path.exists(tool.argv[tool.argv.index('--password-file') + 1])
     assert PASSWORD not in json.dumps(result)

@@ -239,7 +239,8 @@ def test_a_failing_tool_names_the_tables_it_created(cluster, tool, archive, scra
 
     result = run_tool_engine({'archive': archive, 'login_password': PASSWORD, 'temp_dir': str(scratch)}, capsys)
 
-    assert result['msg'] == ("rethinkdb restore exited with 1: Connection error during 'batch': Connection is closed. "
+    assert result['msg'] == ("rethinkdb restore lost the cluster at localhost:28015: Connection error during 'batch': Connection is closed; "
+                             'check that its servers run and its tables are available (bigchaindb.rethinkdb.info), then run the task again. '
                              'Tables it created: bigchain.bigchain; drop them, or restore again with force: true.')
     assert (result['rc'], result['stdout'], result['stderr'], result['cmd']) == (1, tool.stdout.strip(), tool.stderr.strip(), tool.argv)
     assert result['changed'] is True
