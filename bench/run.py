@@ -1,6 +1,7 @@
 """`python -m bench.run` (`make bench`): measure every figure, write the JSON results, print the table.
 
-Parts: dump (figures 1, 2), archive (3), unpack (4), snapshot (5, btrfs), fsfreeze (6), chain (the chain check). A part that cannot
+Parts: dump (figures 1, 2), archive (3), unpack (4), snapshot (5, btrfs), fsfreeze (6), native (7, 8: the native
+dump and restore engine at 100,000 and 1,000,000 documents), chain (the chain check). A part that cannot
 run here (not root, a tool missing) is skipped with its reason; a part that fails is recorded and the others
 still run. Missed targets are figures like any other: the exit status is 1 only when a part failed.
 Everything a run makes lives in one temporary work directory, removed at the end; clusters are stopped and
@@ -20,12 +21,12 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import archive, chain, datasets, dump, machine, report, snapshot
+from bench import archive, chain, datasets, dump, machine, native, report, snapshot
 from bench.procs import REPO, ModuleRunner
 from tests.harness import loopfs
 from tests.harness.cluster import Cluster
 
-PARTS = ('dump', 'archive', 'unpack', 'snapshot', 'fsfreeze', 'chain')
+PARTS = ('dump', 'archive', 'unpack', 'snapshot', 'fsfreeze', 'native', 'chain')
 # Parts that run on the dump cluster's data or on the node data set scaled up from it.
 NEEDS_LOADED_CLUSTER = ('dump', 'archive', 'unpack', 'fsfreeze', 'chain')
 NEEDS_DATASET = ('archive', 'unpack', 'fsfreeze')
@@ -50,6 +51,11 @@ def parse_arguments(argv: list | None) -> argparse.Namespace:
                         help='snapshot module runs on all nodes at once (default %(default)s)')
     parser.add_argument('--snapshot-blocks', type=int, default=1000, help='blocks loaded into the btrfs cluster (default %(default)s)')
     parser.add_argument('--no-writer', action='store_true', help='take the btrfs snapshots without a writer inserting meanwhile')
+    parser.add_argument('--native-documents', default='100000,1000000',
+                        help='sizes of the native engine comparison, documents of bigchain.bigchain and bigchain.votes (default %(default)s)')
+    parser.add_argument('--native-reps', default='3,1', help='repetitions at each of those sizes (default %(default)s)')
+    parser.add_argument('--native-shards', type=int, default=3, help='shards of the native comparison tables (default %(default)s)')
+    parser.add_argument('--native-replicas', type=int, default=1, help='replicas of the native comparison tables (default %(default)s)')
     parser.add_argument('--work-dir', help='directory for the temporary work directory (default: the system temporary directory)')
     parser.add_argument('--results-dir', default=str(REPO / 'bench' / 'results'), help='where results go (default bench/results)')
     arguments = parser.parse_args(argv)
@@ -61,6 +67,13 @@ def parse_arguments(argv: list | None) -> argparse.Namespace:
         parser.error('--reps, --dump-reps, --freeze-reps, --chain-reps, --documents and --dataset-mib must be at least 1')
     if arguments.chain_larger_documents < 0:
         parser.error('--chain-larger-documents must be 0 or more')
+    try:
+        arguments.native_documents = [int(size) for size in arguments.native_documents.split(',')]
+        arguments.native_reps = [int(reps) for reps in arguments.native_reps.split(',')]
+    except ValueError:
+        parser.error('--native-documents and --native-reps are comma-separated numbers')
+    if len(arguments.native_reps) != len(arguments.native_documents) or min(arguments.native_documents + arguments.native_reps) < 1:
+        parser.error('--native-reps needs one number (at least 1) for each size of --native-documents')
     return arguments
 
 
@@ -96,7 +109,9 @@ class Run:
                             chain_reps=arguments.chain_reps, chain_larger_documents=arguments.chain_larger_documents,
                             snapshot_role_runs=arguments.snapshot_role_runs, snapshot_direct_runs=arguments.snapshot_direct_runs,
                             snapshot_blocks=arguments.snapshot_blocks,
-                            snapshot_writer=not arguments.no_writer, rethinkdb_bin=bool(os.environ.get('RETHINKDB_BIN'))),
+                            snapshot_writer=not arguments.no_writer, rethinkdb_bin=bool(os.environ.get('RETHINKDB_BIN')),
+                            native_documents=arguments.native_documents, native_reps=arguments.native_reps,
+                            native_shards=arguments.native_shards, native_replicas=arguments.native_replicas),
             datasets={},
             parts={},
             figures=[],
@@ -180,6 +195,11 @@ class Run:
                 self.part('unpack', lambda: archive.measure_unpack(dataset, self.work, self.arguments.reps, self.modules))
             if 'fsfreeze' in parts:
                 self.part('fsfreeze', lambda: snapshot.measure_fsfreeze(dataset, self.work, self.arguments.freeze_reps, self.modules))
+        if 'native' in parts:
+            arguments = self.arguments
+            self.part('native', lambda: native.measure(self.work / 'native', arguments.native_documents,
+                                                       dict(zip(arguments.native_documents, arguments.native_reps)),
+                                                       arguments.native_shards, arguments.native_replicas, say))
         if 'snapshot' in parts:
             self.part('snapshot', lambda: snapshot.measure_btrfs(self.work, self.arguments.snapshot_role_runs, self.arguments.snapshot_direct_runs,
                                                                  self.arguments.snapshot_blocks, self.modules, not self.arguments.no_writer))

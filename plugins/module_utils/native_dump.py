@@ -57,6 +57,8 @@ RANGES_PER_WORKER = 4
 DOCUMENTS_PER_RANGE = 2000
 # Characters after the common prefix of the smallest and largest string key that split points are made of.
 SPLIT_CHARACTERS = 8
+# Keys read at each end of a table, whose characters make the alphabet of string split points.
+SAMPLE_KEYS = 32
 # Retries of one range's query, and the pauses before them: about 30 seconds in all.
 RETRY_PAUSES = (0.5, 1, 2, 4, 8, 15)
 TAR_BLOCK = tarfile.BLOCKSIZE
@@ -153,16 +155,17 @@ class HashingSink:
         self.bytes += len(data)
 
 
-def split_points(low, high, count: int) -> list:
-    """Up to count - 1 keys, increasing, strictly between the smallest key `low` and the largest `high`,
-    that cut numbers evenly or strings evenly by their first differing characters (as hashes and UUIDs
-    spread); [] for other keys, which are then read in one range."""
+def split_points(low, high, count: int, samples: tuple = ()) -> list:
+    """Up to count - 1 keys, increasing, strictly between the smallest key `low` and the largest `high`: even
+    over numbers; over strings, even in the alphabet of the ASCII characters that `samples` (keys read at both
+    ends of the table) and the two ends use after their common prefix, so that keys that are hashes or UUIDs
+    spread evenly; [] for other keys, which are then read in one range."""
     if count < 2:
         return []
     if _is_number(low) and _is_number(high):
         points = [low + (high - low) * step / count for step in range(1, count)]
     elif isinstance(low, str) and isinstance(high, str):
-        points = _string_points(low, high, count)
+        points = _string_points(low, high, count, [key for key in samples if isinstance(key, str)])
     else:
         return []
     return sorted(set(point for point in points if low < point < high))
@@ -172,29 +175,33 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _string_points(low: str, high: str, count: int) -> list:
-    """Strings between low and high, cutting the ASCII characters after their common prefix evenly."""
+def _string_points(low: str, high: str, count: int, samples: list) -> list:
+    """Strings between low and high, cutting the characters after their common prefix evenly in the alphabet
+    the keys use."""
     prefix = os.path.commonprefix([low, high])
-    low_tail, high_tail = low[len(prefix):][:SPLIT_CHARACTERS], high[len(prefix):][:SPLIT_CHARACTERS]
-    if any(ord(character) > 127 for character in low_tail + high_tail):
+    tails = [key[len(prefix):][:SPLIT_CHARACTERS] for key in [low, high] + samples if key.startswith(prefix)]
+    alphabet = sorted(set(''.join(tails)))
+    if not alphabet or any(ord(character) > 127 for character in alphabet):
         return []
-    width = SPLIT_CHARACTERS
-    low_value, high_value = _ascii_number(low_tail, width), _ascii_number(high_tail, width)
+    base = len(alphabet) + 1
+    rank = dict((character, number + 1) for number, character in enumerate(alphabet))
+    low_value, high_value = _value(tails[0], rank, base), _value(tails[1], rank, base)
     points = []
     for step in range(1, count):
         value = low_value + (high_value - low_value) * step // count
         digits = []
-        for dummy in range(width):
-            value, digit = divmod(value, 128)
-            digits.append(chr(digit))
-        points.append(prefix + ''.join(reversed(digits)).rstrip('\x00'))
+        for dummy in range(SPLIT_CHARACTERS):
+            value, digit = divmod(value, base)
+            digits.append(alphabet[digit - 1] if digit else '')
+        points.append(prefix + ''.join(reversed(digits)))
     return points
 
 
-def _ascii_number(text: str, width: int) -> int:
+def _value(text: str, rank: dict, base: int) -> int:
+    """A string's first characters as a number in the alphabet's ranks (0 past its end, below every character)."""
     value = 0
-    for character in text.ljust(width, '\x00'):
-        value = value * 128 + ord(character)
+    for position in range(SPLIT_CHARACTERS):
+        value = value * base + (rank[text[position]] if position < len(text) else 0)
     return value
 
 
@@ -228,11 +235,10 @@ def _table_info(r, connection, db: str, name: str) -> dict:
     return info
 
 
-def _edge_key(r, connection, table, primary_key: str, descending: bool):
-    """The smallest (or largest) primary key of a table, None when it is empty."""
+def _edge_keys(r, connection, table, primary_key: str, descending: bool) -> list:
+    """The smallest (or largest) SAMPLE_KEYS primary keys of a table, from the smallest (largest) on."""
     order = r.desc(primary_key) if descending else primary_key
-    keys = list(table.order_by(index=order).limit(1).get_field(primary_key).run(connection, **RAW))
-    return keys[0] if keys else None
+    return list(table.order_by(index=order).limit(SAMPLE_KEYS).get_field(primary_key).run(connection, **RAW))
 
 
 def plan_tables(r, connection, names: list, workers: int, read_mode: str) -> list:
@@ -244,11 +250,11 @@ def plan_tables(r, connection, names: list, workers: int, read_mode: str) -> lis
         db, name = label.split('.', 1)
         info = _table_info(r, connection, db, name)
         table = r.db(db).table(name, read_mode=read_mode)
-        low = _edge_key(r, connection, table, info['primary_key'], False)
-        high = _edge_key(r, connection, table, info['primary_key'], True)
+        lowest = _edge_keys(r, connection, table, info['primary_key'], False)
+        highest = _edge_keys(r, connection, table, info['primary_key'], True)
         estimate = sum(info.get('doc_count_estimates') or [0])
         count = max(1, min(workers * RANGES_PER_WORKER, estimate // DOCUMENTS_PER_RANGE))
-        points = split_points(low, high, count) if low is not None else []
+        points = split_points(lowest[0], highest[0], count, tuple(lowest + highest)) if lowest else []
         bounds = [r.minval] + points + [r.maxval]
         plans.append(TablePlan(db, name, info, best_servers(statuses.get(label, {}), read_mode), bounds))
     return plans

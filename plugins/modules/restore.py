@@ -166,6 +166,11 @@ summary:
   returned: success, not in check mode
   type: str
   sample: 4200 rows imported to 2 tables in 11.92 secs
+steps:
+  description: Seconds of each step of a native restore, creating the tables, loading the documents, syncing and building the indexes.
+  returned: success with O(engine=native), not in check mode
+  type: dict
+  sample: {prepare: 0.4, load: 30.2, indexes: 12.1}
 engine:
   description: The engine that loaded the archive.
   returned: always

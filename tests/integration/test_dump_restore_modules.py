@@ -72,10 +72,11 @@ def dump_archive(loaded, name: str = 'bigchain.tar.gz') -> dict:
     return loaded['ansible'].module('dump', dict(LOGIN, dest=str(loaded['backups'] / name)))
 
 
-def test_dump_of_the_default_tables_counts_from_the_archive_and_refuses_to_overwrite(loaded):
+@pytest.mark.parametrize('engine', ['native', 'tool'])
+def test_dump_of_the_default_tables_counts_from_the_archive_and_refuses_to_overwrite(loaded, engine):
     dest = loaded['backups'] / 'bigchain.tar.gz'
     run = loaded['ansible'].playbook(tasks_playbook(
-        ('dump', 'dump', flow(dict(LOGIN, dest=str(dest)))),
+        ('dump', 'dump', flow(dict(LOGIN, dest=str(dest), engine=engine))),
         ('again without force', 'dump', flow(dict(LOGIN, dest=str(dest)))),
         ('unknown table', 'dump', flow(dict(LOGIN, dest=str(loaded['backups'] / 'other.tar.gz'), tables=['bigchain.blocks']))),
     ))
@@ -89,7 +90,11 @@ def test_dump_of_the_default_tables_counts_from_the_archive_and_refuses_to_overw
     assert dumped['tables']['bigchain.votes']['indexes'] == ['block_and_voter']
     assert 'transaction_id' in dumped['tables']['bigchain.bigchain']['indexes']
     assert dumped['summary'].startswith('%d rows exported from 2 tables' % dumped['documents'])
-    assert '--password-file' in dumped['cmd'] and PASSWORD not in ' '.join(dumped['cmd'])
+    assert (dumped['engine'], dumped['compression']) == (engine, 'gzip')
+    if engine == 'tool':
+        assert '--password-file' in dumped['cmd'] and PASSWORD not in ' '.join(dumped['cmd'])
+    else:
+        assert 'cmd' not in dumped and dumped['compression_level'] == 4
     assert PASSWORD not in run.output and PASSWORD not in str(run.records)
     assert failed_tasks(run) == ['again without force', 'unknown table']
     assert again['msg'] == 'dest %s already exists: set force: true to replace it, or choose another dest.' % dest
@@ -119,19 +124,24 @@ def test_unreachable_server_and_wrong_password_fail_in_one_line(loaded):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason='mounting a small tmpfs needs root')
-def test_a_dump_onto_a_full_filesystem_fails_clearly_and_leaves_nothing(loaded, tmp_path):
+@pytest.mark.parametrize('engine, message', [
+    ('native', 'Cannot write the archive in {small}: No space left on device; free some space there, or choose another dest or temp_dir.'),
+    ('tool', 'rethinkdb dump ran out of disk space writing to {small}: free some space there, or choose another dest or temp_dir.'),
+])
+def test_a_dump_onto_a_full_filesystem_fails_clearly_and_leaves_nothing(loaded, tmp_path, engine, message):
     small = tmp_path / 'small'
     small.mkdir()
     subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', str(small)], check=True)
     try:
-        failed = loaded['ansible'].module('dump', dict(LOGIN, dest=str(small / 'bigchain.tar.gz')), expect_failure=True)
+        failed = loaded['ansible'].module('dump', dict(LOGIN, dest=str(small / 'bigchain.tar.gz'), engine=engine), expect_failure=True)
         left = os.listdir(str(small))
     finally:
         subprocess.run(['umount', str(small)], check=True)
 
-    assert failed['msg'] == ('rethinkdb dump ran out of disk space writing to %s: free some space there, or choose another dest or '
-                             'temp_dir.' % small)
-    assert failed['rc'] == 1 and 'No space left on device' in failed['stderr']
+    assert failed['msg'] == message.format(small=small)
+    if engine == 'tool':
+        assert failed['rc'] == 1 and 'No space left on device' in failed['stderr']
+    assert 'Traceback' not in str(failed)
     assert left == []
 
 
@@ -212,4 +222,4 @@ def test_force_restore_replaces_documents_and_puts_back_missing_ones(loaded):
     after = documents(cluster, 'votes')
     assert after.pop('extra-vote') == {'id': 'extra-vote', 'vote': {}}
     assert after == before
-    assert '--force' in restored['cmd']
+    assert restored['engine'] == 'native' and 'cmd' not in restored
