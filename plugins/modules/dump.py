@@ -10,7 +10,7 @@ short_description: Dump RethinkDB tables into an archive that rethinkdb restore 
 version_added: 0.1.0
 description:
   - Dumps the chosen tables (BigchainDB's C(bigchain) and C(votes) by default) into the archive O(dest), in the
-    layout of C(rethinkdb dump), the tool of the RethinkDB Python driver: a tar of
+    layout of C(rethinkdb dump), the tool of the RethinkDB Python driver, a tar of
     C(<top>/<db>/<table>.json) (the documents) and C(<top>/<db>/<table>.info) (primary key, secondary indexes
     with their functions, write hook). Checks first that every table exists.
   - With O(engine=native) (the default), the module reads each table itself, in parallel ranges of its
@@ -91,7 +91,7 @@ options:
       - With O(engine=tool), directory for the tool's uncompressed export, which needs room for the tables' JSON
         (several times the archive's size).
       - With O(engine=native), directory for each table's ranges, compressed, until the table is written to the
-        archive: room for the compressed table being written, at most the archive's size.
+        archive, room for the compressed table being written, at most the archive's size.
       - The module makes a private directory inside it and removes it afterwards. Defaults to the directory of
         O(dest).
     type: path

@@ -11,7 +11,7 @@ version_added: 0.1.0
 description:
   - Loads tables from an archive made by M(bigchaindb.rethinkdb.dump) (or by C(rethinkdb dump)) into a
     cluster, then counts the documents of every restored table and fails unless they match the archive.
-  - With O(engine=native) (the default), the module loads the archive itself, in one more pass over it:
+  - With O(engine=native) (the default), the module loads the archive itself, in one more pass over it,
     batches of documents inserted in parallel on connections to each table's primary replica with soft
     durability, each table synced to disk at the end, then its secondary indexes created and built (as
     C(rethinkdb restore) does) and its write hook set. It reads gzip archives (its own and the tool's) and
@@ -104,7 +104,7 @@ attributes:
 notes:
   - A restore that fails halfway (a server lost, the module killed) may leave tables created and partly loaded;
     the failure names them. Drop them, or run again with O(force=true), which loads every document again.
-  - The native engine reads the archive twice, front to back both times: once to prove it before anything
+  - The native engine reads the archive twice, front to back both times, once to prove it before anything
     touches the cluster (its sha256 is known only at its end, and the tool adds a table's description after
     or before its documents in whatever order its directory listed them), once to load it. It fails if the
     archive changed between the two.
@@ -387,7 +387,7 @@ def native_restore(module, archive, plan: dict, existing: dict) -> dict:
         seconds=seconds,
         steps=loaded['seconds'],
         summary='%d row%s imported to %d table%s in %.2f secs' % (documents, '' if documents == 1 else 's', len(plan),
-                                                                 '' if len(plan) == 1 else 's', seconds),
+                                                                  '' if len(plan) == 1 else 's', seconds),
         sha256=archive.sha256,
         engine='native',
         compression=archive.compression,

@@ -94,12 +94,14 @@ def test_archives_move_between_the_engines_with_every_document_index_and_hook(lo
 
     assert dumped['engine'] == dump_args['engine']
     assert dumped['compression'] == dump_args.get('compression', 'gzip')
-    assert dumped['tables'] == dict(('bigchain.%s' % table, dict(documents=loaded['counts'][table], primary_key='id',
-                                                                  indexes=sorted(index[0] for index in before['layout'][table]['indexes'])))
-                                    for table in TABLES)
+    expected_dumped = dict(('bigchain.%s' % table, dict(documents=loaded['counts'][table], primary_key='id',
+                                                         indexes=sorted(index[0] for index in before['layout'][table]['indexes'])))
+                           for table in TABLES)
+    assert dumped['tables'] == expected_dumped
     assert restored['engine'] == restore_engine
-    assert restored['tables'] == dict(('bigchain.%s' % table, dict(documents=loaded['counts'][table], documents_after=loaded['counts'][table],
-                                                                    existed=False)) for table in TABLES)
+    expected_restored = dict(('bigchain.%s' % table, dict(documents=loaded['counts'][table], documents_after=loaded['counts'][table],
+                                                           existed=False)) for table in TABLES)
+    assert restored['tables'] == expected_restored
     after = everything(cluster)
     assert after['layout'] == before['layout']
     assert before['layout']['backlog']['hook'] and before['layout']['votes']['indexes']

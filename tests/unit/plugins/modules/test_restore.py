@@ -108,7 +108,7 @@ def test_restores_every_table_and_checks_the_counts(cluster, tool, archive, scra
     monkeypatch.setenv('RETHINKDB_DRIVER_PORT', '28015')
 
     result = run_tool_engine({'archive': archive, 'sha256': sha256_of(archive), 'temp_dir': str(scratch),
-                                       'login_password': PASSWORD}, capsys)
+                              'login_password': PASSWORD}, capsys)
 
     assert result['changed'] is True
     assert result['tables'] == {
@@ -134,7 +134,7 @@ def test_every_option_reaches_the_tool(cluster, tool, archive, scratch, capsys):
     tool.loaded = {'bigchain.votes': 80}
 
     result = run_tool_engine({'archive': archive, 'tables': ['bigchain.votes'], 'force': True, 'create_indexes': False,
-                                       'hard_durability': True, 'clients': 7, 'temp_dir': str(scratch)}, capsys)
+                              'hard_durability': True, 'clients': 7, 'temp_dir': str(scratch)}, capsys)
 
     argv = tool.argv
     assert argv[5:] == ['--host-name', 'localhost', '--driver-port', '28015', '--user', 'admin',
