@@ -21,6 +21,7 @@ from __future__ import annotations
 import concurrent.futures
 import datetime
 import hashlib
+import io
 import os
 import struct
 import tarfile
@@ -89,16 +90,6 @@ class _Compressor:
 
     def close(self) -> None:
         self._out.write(self._engine.flush(zlib.Z_SYNC_FLUSH) if self.compression == GZIP else self._engine.flush())
-
-
-class _Buffer:
-    """Collects what a compressor writes, for the small parts of the archive."""
-
-    def __init__(self):
-        self.chunks: list = []
-
-    def write(self, data: bytes) -> None:
-        self.chunks.append(data)
 
 
 def _gf2_times(matrix: list, vector: int) -> int:
@@ -400,11 +391,11 @@ class _ArchiveWriter:
             self.sink.write(b'\x1f\x8b\x08\x00' + struct.pack('<I', self.mtime) + b'\x00\xff')
 
     def _piece(self, data: bytes) -> None:
-        buffer = _Buffer()
+        buffer = io.BytesIO()
         part = _Compressor(self.compression, self.level, buffer)
         part.write(data)
         part.close()
-        self.sink.write(b''.join(buffer.chunks))
+        self.sink.write(buffer.getvalue())
         self._count(len(data), part.crc)
 
     def _count(self, size: int, crc: int) -> None:
