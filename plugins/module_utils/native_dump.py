@@ -251,6 +251,14 @@ def plan_tables(r, connection, names: list, workers: int, read_mode: str) -> lis
     return plans
 
 
+class _SpoolFailure(Exception):
+    """Writing a spool file failed (no space, say): not a server's fault, so never retried."""
+
+    def __init__(self, error: OSError):
+        super().__init__(str(error))
+        self.error = error
+
+
 class RangeResult:
     """What reading one range produced: its documents, the bytes of their JSON (and their CRC-32), and its
     spool file."""
@@ -305,6 +313,9 @@ class _RangeReader:
                 spool = _Compressor(self.compression, self.level, out)
                 documents = self._read_into(spool, plan, lower, upper, server)
                 spool.close()
+        except _SpoolFailure as exc:
+            os.unlink(path)
+            raise exc.error
         except BaseException:
             os.unlink(path)
             raise
@@ -350,16 +361,23 @@ class _RangeReader:
                 lines.append(line)
                 size += len(line) + 2
                 if size >= CHUNK_BYTES:
-                    spool.write((b'' if first else b',\n') + b',\n'.join(lines))
+                    _spool(spool, (b'' if first else b',\n') + b',\n'.join(lines))
                     yield document[plan.primary_key], len(lines)
                     if self.stop.is_set():
                         raise NativeError('stopped')
                     first, lines, size = False, [], 0
             if lines:
-                spool.write((b'' if first else b',\n') + b',\n'.join(lines))
+                _spool(spool, (b'' if first else b',\n') + b',\n'.join(lines))
                 yield document[plan.primary_key], len(lines)
         finally:
             cursor.close()
+
+
+def _spool(spool: _Compressor, data: bytes) -> None:
+    try:
+        spool.write(data)
+    except OSError as exc:
+        raise _SpoolFailure(exc) from exc
 
 
 def _tar_header(path: str, size: int, mtime: int) -> bytes:
