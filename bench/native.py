@@ -199,7 +199,7 @@ class NativeContenders:
         return dict(login_host=self.cluster.host, login_port=self.port)
 
     def plain_dump(self, rep: int) -> Sample:
-        dest = self.work / 'plain-%d.tar.gz' % rep
+        dest = self.work / ('plain-%d.tar.gz' % rep)
         argv = [sys.executable, '-m', 'rethinkdb', 'dump', '--host-name', self.cluster.host, '--driver-port', self.port, '--file', dest]
         for name in NAMES:
             argv += ['--export', name]
@@ -212,7 +212,7 @@ class NativeContenders:
         return sample
 
     def native_dump(self, rep: int) -> Sample:
-        dest = self.work / 'native-%d.tar.gz' % rep
+        dest = self.work / ('native-%d.tar.gz' % rep)
         sample = measured_run(self.modules.argv('dump', dict(self._login(), tables=NAMES, dest=str(dest))), self.cluster)
         result = json.loads(sample.details['stdout'].strip().splitlines()[-1])
         sample.details.update(bytes=result['bytes'], documents=result['documents'], module_seconds=result['seconds'])

@@ -55,6 +55,20 @@ class OrjsonDecoder:
         return orjson.loads(text)
 
 
+class OrjsonEncoder:
+    """The driver's query encoder replaced by orjson: the text of a batch of documents, one string of megabytes
+    inside an insert, is escaped in C at several times the speed of the driver's encoder. Query terms are
+    encoded as the driver encodes them (their build())."""
+
+    @staticmethod
+    def encode(message) -> str:
+        return orjson.dumps(message, default=_built).decode('utf-8')
+
+
+def _built(term):
+    return term.build()
+
+
 class Address:
     """Where a server of the cluster answers queries."""
 

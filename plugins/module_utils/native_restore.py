@@ -21,7 +21,7 @@ import time
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.archive import HashingReader
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.dump_archive import STREAM_ERRORS, DumpArchiveError, table_documents
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.native_cluster import RAW, NativeError, best_servers, lost
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.native_cluster import RAW, NativeError, OrjsonEncoder, best_servers, lost
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.rethinkdb import ReqlError
 
 BATCH_BYTES = 2 * 1024 * 1024
@@ -140,7 +140,7 @@ class _Loader:
         text = (b'[' + b','.join(batch.lines) + b']').decode('utf-8')
         query = self.r.db(db).table(table).insert(self.r.json(text), durability=self.durability, conflict=self.conflict)
         try:
-            result = query.run(connection)
+            result = query.run(connection, json_encoder=OrjsonEncoder)
         except ReqlError as exc:
             raise lost('Loading %s' % batch.label, address, exc, ADVICE)
         written = result['inserted'] + result['replaced'] + result['unchanged']
