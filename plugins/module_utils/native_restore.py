@@ -15,6 +15,7 @@ holds at most two batches a worker whatever the size of a table.
 
 from __future__ import annotations
 
+import concurrent.futures
 import queue
 import threading
 import time
@@ -65,7 +66,8 @@ class _Loader:
         self.queue: queue.Queue = queue.Queue(maxsize=2 * workers)
         self.failure: NativeError | None = None
         self.inserted: dict = {}
-        self.lock = threading.Lock()
+        self.outstanding: dict = {}
+        self.lock = threading.Condition()
         self.threads = [threading.Thread(target=self._work, args=(number,), name='restore-%d' % number, daemon=True)
                         for number in range(workers)]
         for thread in self.threads:
@@ -73,6 +75,9 @@ class _Loader:
 
     def put(self, batch: _Batch) -> None:
         """Queue a batch, waiting for room; raise the first worker's failure instead, once there is one."""
+        if batch is not None:
+            with self.lock:
+                self.outstanding[batch.label] = self.outstanding.get(batch.label, 0) + 1
         while self.failure is None:
             try:
                 self.queue.put(batch, timeout=0.2)
@@ -80,6 +85,14 @@ class _Loader:
             except queue.Full:
                 continue
         raise self.failure
+
+    def wait_table(self, label: str) -> None:
+        """Return once every queued batch of a table is written; raise the first failure instead."""
+        with self.lock:
+            while self.outstanding.get(label) and self.failure is None:
+                self.lock.wait(0.2)
+        if self.failure is not None:
+            raise self.failure
 
     def finish(self) -> None:
         """Wait for every queued batch; raise the first failure."""
@@ -149,6 +162,8 @@ class _Loader:
                               % (batch.label, address, (result.get('first_error') or '%d of %d documents written' % (written, len(batch.lines))).rstrip('.')))
         with self.lock:
             self.inserted[batch.label] = self.inserted.get(batch.label, 0) + written
+            self.outstanding[batch.label] -= 1
+            self.lock.notify_all()
 
 
 def prepare_tables(r, connection, archive, names: list, existing: dict) -> None:
@@ -167,28 +182,58 @@ def prepare_tables(r, connection, archive, names: list, existing: dict) -> None:
         r.db(db).table(table).wait(wait_for='ready_for_writes', timeout=READY_TIMEOUT).run(connection)
 
 
-def finish_tables(r, connection, archive, names: list, create_indexes: bool) -> dict:
-    """Sync every table, create its secondary indexes (replacing ones of the same name, as the tool does) and
-    wait until they are built, set its write hook; the index names created, by table."""
-    created = {}
-    for name in names:
-        db, table_name = name.split('.', 1)
-        table = r.db(db).table(table_name)
-        table.sync().run(connection)
-        info = archive.tables[name].info
-        indexes = info.get('indexes') or [] if create_indexes else []
-        existing = set(table.index_list().run(connection)) if indexes else set()
-        for index in indexes:
-            if index['index'] in existing:
-                table.index_drop(index['index']).run(connection)
-            table.index_create(index['index'], index['function']).run(connection)
-        if indexes:
-            table.index_wait(*[index['index'] for index in indexes]).run(connection)
-        hook = info.get('write_hook')
-        if hook:
-            table.set_write_hook(hook['function']).run(connection)
-        created[name] = [index['index'] for index in indexes]
-    return created
+def start_indexes(r, connection, info: dict, name: str, create_indexes: bool) -> list:
+    """Sync a loaded table, create its secondary indexes (replacing ones of the same name, as the tool does)
+    and set its write hook; the names of the indexes, which the server goes on building."""
+    db, table_name = name.split('.', 1)
+    table = r.db(db).table(table_name)
+    table.sync().run(connection)
+    indexes = info.get('indexes') or [] if create_indexes else []
+    existing = set(table.index_list().run(connection)) if indexes else set()
+    for index in indexes:
+        if index['index'] in existing:
+            table.index_drop(index['index']).run(connection)
+        table.index_create(index['index'], index['function']).run(connection)
+    hook = info.get('write_hook')
+    if hook:
+        table.set_write_hook(hook['function']).run(connection)
+    return [index['index'] for index in indexes]
+
+
+class _Finisher:
+    """Starts each table's indexes on a thread of its own once all its documents are written, so that the
+    server builds them while the next tables load."""
+
+    def __init__(self, r, connector, archive, create_indexes: bool, loader: _Loader):
+        self.r = r
+        self.connector = connector
+        self.archive = archive
+        self.create_indexes = create_indexes
+        self.loader = loader
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix='restore-indexes')
+        self.connection = None
+        self.started: dict = {}
+
+    def table_loaded(self, name: str) -> None:
+        self.started[name] = self.pool.submit(self._start, name)
+
+    def _start(self, name: str) -> list:
+        self.loader.wait_table(name)
+        try:
+            if self.connection is None:
+                self.connection = self.connector.connect_login()
+            return start_indexes(self.r, self.connection, self.archive.tables[name].info, name, self.create_indexes)
+        except (ReqlError, OSError) as exc:
+            raise lost('Building the indexes of %s' % name, self.connector.login, exc, ADVICE)
+
+    def indexes(self) -> dict:
+        """The indexes started, by table; the first failure of a table's start."""
+        return dict((name, started.result()) for name, started in self.started.items())
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.connection is not None:
+            self.connection.close(noreply_wait=False)
 
 
 def load_dump(r, connector, source, archive, names: list, existing: dict, create_indexes: bool = True, workers: int = 4,
@@ -214,10 +259,19 @@ def load_dump(r, connector, source, archive, names: list, existing: dict, create
             raise lost('Creating the tables to restore', connector.login, exc, ADVICE)
         servers = dict((name, best_servers(statuses.get(name, {}), 'single')) for name in names)
         prepared = time.monotonic()
-        loaded = _load(r, connector, source, archive, names, servers, workers, 'replace' if existing else 'error', durability)
+        loader = _Loader(r, connector, servers, workers, 'replace' if existing else 'error', durability)
+        finisher = _Finisher(r, connector, archive, create_indexes, loader)
+        try:
+            loaded = _load(source, archive, names, loader, finisher)
+            indexes = finisher.indexes()
+        finally:
+            finisher.close()
         loaded_at = time.monotonic()
         try:
-            indexes = finish_tables(r, control, archive, names, create_indexes)
+            for name, built in indexes.items():
+                db, table = name.split('.', 1)
+                if built:
+                    r.db(db).table(table).index_wait(*built).run(control)
         except ReqlError as exc:
             raise lost('Building the indexes of the restored tables', connector.login, exc, ADVICE)
     finally:
@@ -227,15 +281,16 @@ def load_dump(r, connector, source, archive, names: list, existing: dict, create
                                             indexes=round(time.monotonic() - loaded_at, 3)))
 
 
-def _load(r, connector, source, archive, names: list, servers: dict, workers: int, conflict: str, durability: str) -> dict:
-    """Stream the archive's chosen tables into the loader; the documents written, by table."""
+def _load(source, archive, names: list, loader: _Loader, finisher: _Finisher) -> dict:
+    """Stream the archive's chosen tables into the loader, each table's indexes started once it is written;
+    the documents written, by table."""
     hashing = HashingReader(source)
-    loader = _Loader(r, connector, servers, workers, conflict, durability)
     try:
         for name, lines in table_documents(hashing):
             if name in names:
                 for batch in batches(name, lines):
                     loader.put(batch)
+                finisher.table_loaded(name)
         hashing.drain()
     except (DumpArchiveError,) + STREAM_ERRORS as exc:
         loader.abandon()

@@ -13,8 +13,9 @@ description:
     cluster, then counts the documents of every restored table and fails unless they match the archive.
   - With O(engine=native) (the default), the module loads the archive itself, in one more pass over it,
     batches of documents inserted in parallel on connections to each table's primary replica with soft
-    durability, each table synced to disk at the end, then its secondary indexes created and built (as
-    C(rethinkdb restore) does) and its write hook set. It reads gzip archives (its own and the tool's) and
+    durability; once a table's documents are in, it is synced to disk, its secondary indexes are created (after
+    the documents, as C(rethinkdb restore) does) and its write hook set, while the next tables load; then the
+    module waits until every index is built. It reads gzip archives (its own and the tool's) and
     zstd ones. See the collection's docs/native-engine.md.
   - With O(engine=tool), runs C(rethinkdb restore), the tool of the RethinkDB Python driver, which unpacks the
     chosen tables into O(temp_dir) and inserts batches of 200 documents.
@@ -167,7 +168,7 @@ summary:
   type: str
   sample: 4200 rows imported to 2 tables in 11.92 secs
 steps:
-  description: Seconds of each step of a native restore, creating the tables, loading the documents, syncing and building the indexes.
+  description: Seconds of each step of a native restore, creating the tables, loading the documents (and starting the indexes), waiting for the indexes.
   returned: success with O(engine=native), not in check mode
   type: dict
   sample: {prepare: 0.4, load: 30.2, indexes: 12.1}
