@@ -94,14 +94,13 @@ def test_archives_move_between_the_engines_with_every_document_index_and_hook(lo
 
     assert dumped['engine'] == dump_args['engine']
     assert dumped['compression'] == dump_args.get('compression', 'gzip')
-    expected_dumped = dict(('bigchain.%s' % table, dict(documents=loaded['counts'][table], primary_key='id',
-                                                         indexes=sorted(index[0] for index in before['layout'][table]['indexes'])))
-                           for table in TABLES)
-    assert dumped['tables'] == expected_dumped
+    for table in TABLES:
+        indexes = sorted(index[0] for index in before['layout'][table]['indexes'])
+        count = loaded['counts'][table]
+        assert dumped['tables']['bigchain.%s' % table] == dict(documents=count, primary_key='id', indexes=indexes)
+        assert restored['tables']['bigchain.%s' % table] == dict(documents=count, documents_after=count, existed=False)
+    assert sorted(dumped['tables']) == sorted(restored['tables']) == NAMES
     assert restored['engine'] == restore_engine
-    expected_restored = dict(('bigchain.%s' % table, dict(documents=loaded['counts'][table], documents_after=loaded['counts'][table],
-                                                           existed=False)) for table in TABLES)
-    assert restored['tables'] == expected_restored
     after = everything(cluster)
     assert after['layout'] == before['layout']
     assert before['layout']['backlog']['hook'] and before['layout']['votes']['indexes']
