@@ -99,7 +99,7 @@ def test_archives_move_between_the_engines_with_every_document_index_and_hook(lo
         count = loaded['counts'][table]
         assert dumped['tables']['bigchain.%s' % table] == dict(documents=count, primary_key='id', indexes=indexes)
         assert restored['tables']['bigchain.%s' % table] == dict(documents=count, documents_after=count, existed=False)
-    assert sorted(dumped['tables']) == sorted(restored['tables']) == NAMES
+    assert sorted(dumped['tables']) == sorted(restored['tables']) == sorted(NAMES)
     assert restored['engine'] == restore_engine
     after = everything(cluster)
     assert after['layout'] == before['layout']
