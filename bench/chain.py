@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import bigchaindb_chain
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.driver_tools import document_lines, dump_members
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.dump_archive import table_line_batches
 
 from bench.dump import PLAIN_LABEL, DumpContenders
 from bench.procs import BenchError, ModuleRunner, child_environment
@@ -102,12 +102,10 @@ def per_core_rates(archive_path: Path) -> dict:
     table of the archive (parsing included, as a worker does it)."""
     batches: dict = {table: [] for table in RATE_SAMPLE}
     with open(archive_path, 'rb') as stream:
-        for dummy, db, table, suffix, member, data in dump_members(stream):
-            if suffix != '.json' or table not in batches:
-                continue
-            for lines in document_lines(data, member.name):
-                if sum(batch.count(b'\n') for batch in batches[table]) < RATE_SAMPLE[table]:
-                    batches[table].append(lines)
+        for name, dummy_label, lines in table_line_batches(stream):
+            table = name.split('.', 1)[1]
+            if table in batches and sum(batch.count(b'\n') + 1 for batch in batches[table]) < RATE_SAMPLE[table]:
+                batches[table].append(lines)
     bigchaindb_chain.start_worker(frozenset(federation()), 10, None)
     rates: dict = {table: [] for table in batches}
     for dummy in range(RATE_REPS):

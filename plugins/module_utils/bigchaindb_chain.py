@@ -24,13 +24,7 @@ from typing import NamedTuple
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.bigchaindb_documents import DOCUMENT_KINDS, DocumentChecker, Findings
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.bigchaindb_links import LINK_KINDS, LinkLedger, smallest
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.driver_tools import (
-    DATA_SUFFIX,
-    DumpArchiveError,
-    document_lines,
-    dump_members,
-    line_documents,
-)
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.dump_archive import DumpArchiveError, decode_document, table_line_batches
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.rethinkdb import ReqlError, connect_failure, error_text
 
 try:
@@ -112,7 +106,8 @@ def _range_documents(db: str, table: str, lower, upper) -> Iterator[dict]:
 
 def _line_documents(lines: bytes, label: str) -> Iterator[dict]:
     try:
-        yield from line_documents(lines)
+        for line in lines.split(b'\n'):
+            yield decode_document(line)
     except (ValueError, RecursionError) as exc:
         raise ChainCheckError('%s has a line that is not one JSON document (%s): the archive is not in the layout rethinkdb dump writes.'
                               % (label, str(exc).splitlines()[0]))
@@ -242,12 +237,12 @@ def _archive_batches(path: str, db: str) -> Iterator[tuple]:
     were there."""
     found = set()
     with open(path, 'rb') as archive:
-        for dummy_top, member_db, table, suffix, member, stream in dump_members(archive):
-            if member_db != db or table not in TABLE_KINDS or suffix != DATA_SUFFIX:
+        for name, label, lines in table_line_batches(archive, BATCH_BYTES):
+            member_db, table = name.split('.', 1)
+            if member_db != db or table not in TABLE_KINDS:
                 continue
             found.add(table)
-            for lines in document_lines(stream, member.name, BATCH_BYTES):
-                yield 'lines', table, lines, member.name
+            yield 'lines', table, lines, label
     missing = [table for table in TABLE_KINDS if table not in found]
     if missing:
         raise DumpArchiveError('it holds no table %s' % ' and no table '.join('%s.%s' % (db, table) for table in missing))

@@ -483,6 +483,28 @@ def table_documents(source):
         unpacked.drain()
 
 
+def table_line_batches(source, batch_bytes: int = CHUNK_BYTES):
+    """Yield (db.table, member name, batch) for each table's .json in archive order, reading `source` once: a
+    batch is whole document lines joined by newlines, about batch_bytes long, for parsing elsewhere (the chain
+    check's worker processes). DumpArchiveError (or the stream's own errors) for an archive that is not a dump."""
+    with _Decompressed(source) as unpacked:
+        for item in _members(unpacked):
+            if isinstance(item, str) or item[2] != DATA_SUFFIX:
+                continue
+            db, name, dummy_suffix, member, stream = item
+            batch: list = []
+            size = 0
+            for line in document_lines(stream, member.name):
+                batch.append(line)
+                size += len(line) + 1
+                if size >= batch_bytes:
+                    yield '%s.%s' % (db, name), member.name, b'\n'.join(batch)
+                    batch, size = [], 0
+            if batch:
+                yield '%s.%s' % (db, name), member.name, b'\n'.join(batch)
+        unpacked.drain()
+
+
 def _layout_problem(tables: dict) -> str | None:
     """Why the tables found are not a dump's, or None: every table needs both its .json and its .info."""
     if not tables:

@@ -272,7 +272,7 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.bigchaindb_ch
     summary_lines,
 )
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.bigchaindb_signing import REQUIRED_LIBRARIES, SIGNING_IMPORT_ERROR
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.driver_tools import NAME_PATTERN
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.dump_archive import NAME_PATTERN
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.rethinkdb import (
     LOGIN_MUTUALLY_EXCLUSIVE,
     connect_arguments,

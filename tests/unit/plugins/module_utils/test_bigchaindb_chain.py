@@ -16,7 +16,7 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.bigchaindb_ch
     summary_lines,
 )
 from tests.harness import bigchaindb_data as sample
-from tests.unit.plugins.module_utils.test_driver_tools import TOP, info_json, table_members, write_archive
+from tests.unit.plugins.module_utils.test_dump_archive import TOP, info_json, table_members, write_archive
 
 BLOCKS = 30
 

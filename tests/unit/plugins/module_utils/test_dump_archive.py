@@ -330,3 +330,18 @@ def test_counting_by_lines_refuses_any_other_layout(tmp_path, data):
 
     with pytest.raises(DumpArchiveError, match='not in the layout of rethinkdb dump'):
         read_dump_archive(write_archive(tmp_path / 'd.tar.gz', members), parse_documents=False)
+
+
+def test_table_line_batches_hand_out_every_document_in_whole_lines(tmp_path):
+    """The chain check's feed: each table's documents as batches of whole lines, every document once, in any layout."""
+    tables = sample_tables(30, 90)
+    path = write_archive(tmp_path / 'dump.tar.gz', table_members(tables))
+    with open(path, 'rb') as stream:
+        batches = list(dump_archive.table_line_batches(stream, batch_bytes=2000))
+
+    found: dict = {}
+    for name, label, batch in batches:
+        assert label == '%s/%s/%s.json' % (TOP, *name.split('.'))
+        found.setdefault(name, []).extend(json.loads(line) for line in batch.split(b'\n'))
+    assert found == tables
+    assert len(batches) > 2
