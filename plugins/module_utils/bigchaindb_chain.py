@@ -242,7 +242,8 @@ def _archive_batches(path: str, db: str) -> Iterator[tuple]:
             if member_db != db or table not in TABLE_KINDS:
                 continue
             found.add(table)
-            yield 'lines', table, lines, label
+            if lines:
+                yield 'lines', table, lines, label
     missing = [table for table in TABLE_KINDS if table not in found]
     if missing:
         raise DumpArchiveError('it holds no table %s' % ' and no table '.join('%s.%s' % (db, table) for table in missing))

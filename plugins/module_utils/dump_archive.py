@@ -486,7 +486,8 @@ def table_documents(source):
 def table_line_batches(source, batch_bytes: int = CHUNK_BYTES):
     """Yield (db.table, member name, batch) for each table's .json in archive order, reading `source` once: a
     batch is whole document lines joined by newlines, about batch_bytes long, for parsing elsewhere (the chain
-    check's worker processes). DumpArchiveError (or the stream's own errors) for an archive that is not a dump."""
+    check's worker processes); an empty table gives one empty batch, so that every table is seen.
+    DumpArchiveError (or the stream's own errors) for an archive that is not a dump."""
     with _Decompressed(source) as unpacked:
         for item in _members(unpacked):
             if isinstance(item, str) or item[2] != DATA_SUFFIX:
@@ -494,13 +495,14 @@ def table_line_batches(source, batch_bytes: int = CHUNK_BYTES):
             db, name, dummy_suffix, member, stream = item
             batch: list = []
             size = 0
+            handed_out = False
             for line in document_lines(stream, member.name):
                 batch.append(line)
                 size += len(line) + 1
                 if size >= batch_bytes:
                     yield '%s.%s' % (db, name), member.name, b'\n'.join(batch)
-                    batch, size = [], 0
-            if batch:
+                    batch, size, handed_out = [], 0, True
+            if batch or not handed_out:
                 yield '%s.%s' % (db, name), member.name, b'\n'.join(batch)
         unpacked.drain()
 
