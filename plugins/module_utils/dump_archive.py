@@ -19,7 +19,7 @@ import threading
 import traceback
 import zlib
 
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.archive import HashingReader
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.streams import HashingReader
 
 try:
     import orjson

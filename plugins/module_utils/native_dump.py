@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime
-import hashlib
 import io
 import os
 import struct
@@ -40,6 +39,7 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.native_cluste
     orjson,
 )
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.rethinkdb import ReqlError
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.streams import HashingWriter
 
 try:
     from rethinkdb import errors as reql_errors
@@ -130,20 +130,6 @@ def crc32_combine(first: int, second: int, second_length: int) -> int:
         if not second_length:
             break
     return first ^ second
-
-
-class HashingSink:
-    """The caller's writable stream, with the sha256 and the size of what went into it."""
-
-    def __init__(self, sink):
-        self._sink = sink
-        self.digest = hashlib.sha256()
-        self.bytes = 0
-
-    def write(self, data: bytes) -> None:
-        self.digest.update(data)
-        self._sink.write(data)
-        self.bytes += len(data)
 
 
 def split_points(low, high, count: int, samples: tuple = ()) -> list:
@@ -397,7 +383,7 @@ class _ArchiveWriter:
     """The archive, front to back, into the sink: small compressed parts, and spooled parts copied. For gzip,
     one member: its header, the parts' deflate blocks, a final block, the CRC-32 and size of it all."""
 
-    def __init__(self, sink: HashingSink, compression: str, level: int, top: str):
+    def __init__(self, sink: HashingWriter, compression: str, level: int, top: str):
         self.sink = sink
         self.compression = compression
         self.level = level
@@ -472,7 +458,7 @@ def write_dump(r, connector, names: list, sink, compression: str = GZIP, level: 
         raise lost('Reading the tables to dump', connector.login, exc, ADVICE)
     finally:
         control.close(noreply_wait=False)
-    hashing = HashingSink(sink)
+    hashing = HashingWriter(sink)
     top = 'rethinkdb_dump_%s' % datetime.datetime.now().strftime('%Y-%m-%dT%H:%M:%S')
     writer = _ArchiveWriter(hashing, compression, level, top)
     stop = threading.Event()
@@ -487,7 +473,8 @@ def write_dump(r, connector, names: list, sink, compression: str = GZIP, level: 
                 writer.data(plan, results)
                 for result in results:
                     os.unlink(result.path)
-                tables[plan.label] = dict(documents=sum(result.documents for result in results), primary_key=plan.primary_key,
+                tables[plan.label] = dict(documents=sum(result.documents for result in results), raw_bytes=sum(result.raw_bytes for result in results),
+                                          primary_key=plan.primary_key,
                                           indexes=sorted(index['index'] for index in plan.info['indexes']), ranges=len(results),
                                           write_hook=plan.info['write_hook'] is not None)
             writer.end()
@@ -505,4 +492,4 @@ def write_dump(r, connector, names: list, sink, compression: str = GZIP, level: 
                         os.unlink(future.result().path)
             reader.close()
     return dict(bytes=hashing.bytes, sha256=hashing.digest.hexdigest(), compression=compression, level=level, top=top, tables=tables,
-                documents=sum(table['documents'] for table in tables.values()))
+                documents=sum(table['documents'] for table in tables.values()), raw_bytes=sum(table['raw_bytes'] for table in tables.values()))

@@ -20,7 +20,7 @@ import queue
 import threading
 import time
 
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.archive import HashingReader
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.streams import HashingReader
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.dump_archive import STREAM_ERRORS, DumpArchiveError, table_documents
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.native_cluster import RAW, NativeError, OrjsonEncoder, best_servers, lost
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.rethinkdb import ReqlError

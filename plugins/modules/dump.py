@@ -30,6 +30,7 @@ description:
   - Runs on any host that has the driver and can reach a server of the cluster, a node or the controller.
 extends_documentation_fragment:
   - bigchaindb.rethinkdb.login
+  - bigchaindb.rethinkdb.repository
 options:
   tables:
     description:
@@ -42,10 +43,24 @@ options:
     default: [bigchain.bigchain, bigchain.votes]
   dest:
     description:
-      - Path of the archive to write, for example C(/var/backups/rethinkdb/bigchain.tar.gz).
-      - Its directory must exist and be writable.
+      - Path of the archive to write on this host, for example C(/var/backups/rethinkdb/bigchain.tar.gz).
+      - Its directory must exist and be writable. The archive is written as C(<dest>.writing), renamed once
+        complete and fsynced, and given to the owner of its directory (so that a login user can fetch what a
+        module run with become wrote).
+      - Give O(dest), or O(repository), O(cluster) and O(set_id).
     type: path
-    required: true
+  set_id:
+    description:
+      - With O(repository), the backup set (begun by M(bigchaindb.rethinkdb.catalog)) to write the archive into,
+        as its part C(dump/rethinkdb_dump.tar.gz) (C(.tar.zst) for zstd), streamed as it is produced.
+    type: str
+  recipients:
+    description:
+      - Encrypt the archive with age to these public keys (C(age1...)) while it streams; only the holders of
+        the matching identities can restore it.
+    type: list
+    elements: str
+    default: []
   force:
     description:
       - Replace O(dest) if it exists. Without it, an existing O(dest) is an error and is left alone.
@@ -93,7 +108,7 @@ options:
       - With O(engine=native), directory for each table's ranges, compressed, until the table is written to the
         archive, room for the compressed table being written, at most the archive's size.
       - The module makes a private directory inside it and removes it afterwards. Defaults to the directory of
-        O(dest).
+        O(dest), or the system's temporary directory when writing into a repository.
     type: path
 attributes:
   check_mode:
@@ -116,8 +131,9 @@ notes:
     dump fails with one line naming the server.
   - O(connect_timeout) applies to the module's own connections; the tool itself waits up to the driver's
     default of 20 seconds to connect.
-  - If the module is killed, a hidden C(.<name>.*.partial) directory may stay beside O(dest) (and in
-    O(temp_dir)); it holds nothing else and can be deleted.
+  - If the module is killed, C(<dest>.writing) and a hidden C(.rethinkdb-dump-*) directory in O(temp_dir) (or
+    beside O(dest)) may stay; they hold nothing else and can be deleted. Written into a repository, the set
+    stays partial and a prune removes it.
 seealso:
   - module: bigchaindb.rethinkdb.restore
 author:
@@ -148,21 +164,65 @@ EXAMPLES = r'''
     engine: tool
     dest: /srv/backups/bigchain.tar.gz
     temp_dir: /srv/scratch
+    read_outdated: true
+    clients: 2
+
+- name: Dump straight into a backup set in S3, encrypted
+  bigchaindb.rethinkdb.dump:
+    repository: s3://backups/rethinkdb
+    cluster: rethinkdb
+    s3_credentials_file: /etc/rethinkdb/s3-credentials
+    set_id: "{{ begun.set_id }}"
+    recipients: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]
+  register: dumped
 '''
 
 RETURN = r'''
 dest:
-  description: The archive's path.
-  returned: always
+  description: The archive's path, when written to O(dest).
+  returned: when dest is given
+  type: str
+  sample: /var/backups/rethinkdb/bigchain.tar.gz
+part:
+  description: The archive as a backup set records its part (C(host) is the caller's to add).
+  returned: success, not in check mode
+  type: dict
+  contains:
+    path:
+      description: The part's path in the set.
+      type: str
+    bytes:
+      description: Its size as stored (compressed, and encrypted with O(recipients)).
+      type: int
+    sha256:
+      description: The sha256 of the stored bytes, computed while they were written.
+      type: str
+    raw_bytes:
+      description: The archive's unpacked size.
+      type: int
+    compression:
+      description: C(gzip) or C(zstd).
+      type: str
+    encryption:
+      description: Null, or C(format) C(age) and the C(recipients).
+      type: dict
+    store_checksum:
+      description: The store's own checksum of the part (S3), or null.
+      type: str
+  sample: {"path": "dump/rethinkdb_dump.tar.gz", "bytes": 1048576, "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+           "raw_bytes": 8388608, "compression": "gzip", "encryption": null, "store_checksum": null, "files": null, "server": null}
+location:
+  description: Where the archive was written (O(dest), or where the repository keeps the part).
+  returned: success, not in check mode
   type: str
   sample: /var/backups/rethinkdb/bigchain.tar.gz
 bytes:
-  description: The archive's size in bytes.
+  description: The archive's size in bytes, as stored.
   returned: success, not in check mode
   type: int
   sample: 1048576
 sha256:
-  description: The archive's sha256, in hex.
+  description: The archive's sha256, in hex, as stored.
   returned: success, not in check mode
   type: str
   sample: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
@@ -238,12 +298,18 @@ stderr:
 
 import concurrent.futures
 import os
+import tempfile
 import threading
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.archive import fsync_dir, fsync_file
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.encryption import PYRAGE_IMPORT_ERROR, EncryptionError, encrypting
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.files import CHUNK_BYTES
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository import (
+    MissingLibraryError, RepositoryError, part_destination, repository_argument_spec)
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import dump_part_path
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.streams import StreamError
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.dump_archive import (
     ZSTANDARD_IMPORT_ERROR,
     ZSTD,
@@ -294,13 +360,17 @@ def check_options(module) -> list:
             module.fail_json(msg='tables: %s.' % exc)
     if params['clients'] < 1:
         module.fail_json(msg='clients must be at least 1, got %d.' % params['clients'])
+    if not params['dest'] and not (params['repository'] and params['cluster'] and params['set_id']):
+        module.fail_json(msg='Give dest (a file on this host), or repository, cluster and set_id (a backup set begun there).')
+    if params['recipients'] and PYRAGE_IMPORT_ERROR is not None:
+        module.fail_json(msg=missing_required_lib('pyrage'), exception=PYRAGE_IMPORT_ERROR)
     check_compression(module)
     dest = params['dest']
-    if os.path.isdir(dest):
+    if dest and os.path.isdir(dest):
         module.fail_json(msg='dest %s is a directory: give the path of the archive file to write.' % dest)
-    if os.path.lexists(dest) and not params['force']:
+    if dest and os.path.lexists(dest) and not params['force']:
         module.fail_json(msg='dest %s already exists: set force: true to replace it, or choose another dest.' % dest)
-    for option, directory in (('dest', os.path.dirname(dest)), ('temp_dir', params['temp_dir'])):
+    for option, directory in (('dest', os.path.dirname(dest or '')), ('temp_dir', params['temp_dir'])):
         problem = directory and writable_directory(directory)
         if problem:
             module.fail_json(msg='The directory %s of %s %s.' % (directory, option, problem))
@@ -309,6 +379,12 @@ def check_options(module) -> list:
     except ValueError as exc:
         module.fail_json(msg='Cannot dump: %s.' % exc)
     return selectors
+
+
+def scratch_parent(module) -> str:
+    """Where the module's private scratch directory goes: temp_dir, else beside dest, else the system's."""
+    params = module.params
+    return params['temp_dir'] or (os.path.dirname(params['dest']) if params['dest'] else tempfile.gettempdir())
 
 
 def check_compression(module) -> None:
@@ -359,35 +435,28 @@ def layout_problem(archived: dict, chosen: dict, selectors: list) -> str | None:
 
 
 def take_dump(module, scratch: list, selectors: list, chosen: dict) -> dict:
-    """Run the tool into a scratch directory beside dest, check its archive, move it into place.
+    """Run the tool into a scratch directory, check its archive, and stream it to its destination.
 
     Raises ToolFailure; the caller removes the directories this function adds to scratch, whatever happens.
     """
     params = module.params
-    dest = params['dest']
     started = time.monotonic()
     try:
-        scratch.append(make_scratch_dir(os.path.dirname(dest), '.%s.' % os.path.basename(dest)))
-        tool_temp = scratch[0]
-        if params['temp_dir']:
-            tool_temp = make_scratch_dir(params['temp_dir'], '.rethinkdb-dump-')
-            scratch.append(tool_temp)
+        scratch.append(make_scratch_dir(scratch_parent(module), '.rethinkdb-dump-'))
     except OSError as exc:
         raise os_failure('create a temporary directory for the dump', exc, OUT_OF_SPACE_ADVICE)
-    partial = os.path.join(scratch[0], os.path.basename(dest))
+    partial = os.path.join(scratch[0], 'rethinkdb_dump.tar.gz')
     tool_done = threading.Event()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as helpers:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as helpers:
         # The archive is read back while the tool writes it, so checking it adds little time of its own.
         read_back = helpers.submit(read_dump_archive, partial, parse_documents=False, writer_done=tool_done)
         try:
             with password_file(login_password(module), module.tmpdir) as password_path:
-                argv = tool_argv('dump', dict(params, file=partial, temp_dir=tool_temp, tables=selectors, password_file=password_path))
+                argv = tool_argv('dump', dict(params, file=partial, temp_dir=scratch[0], tables=selectors, password_file=password_path))
                 run = run_tool(module, argv)
         finally:
             tool_done.set()
-        writing = 'writing to %s' % ' and '.join(sorted(set(os.path.dirname(path) for path in scratch)))
-        run.check('dump', writing, OUT_OF_SPACE_ADVICE, endpoint(module))
-        synced = helpers.submit(fsync_file, partial)
+        run.check('dump', 'writing to %s' % scratch_parent(module), OUT_OF_SPACE_ADVICE, endpoint(module))
         try:
             archive = read_back.result()
         except DumpArchiveError as exc:
@@ -395,27 +464,44 @@ def take_dump(module, scratch: list, selectors: list, chosen: dict) -> dict:
     problem = layout_problem(archive.tables, chosen, selectors)
     if problem:
         raise ToolFailure('rethinkdb dump wrote an archive that does not match the tables asked for: %s.' % problem, cmd=argv)
-    if os.path.lexists(dest) and not params['force']:
-        raise ToolFailure('dest %s appeared while the dump ran: set force: true to replace it, or choose another dest.' % dest, cmd=argv)
-    try:
-        synced.result()
-        os.replace(partial, dest)
-        fsync_dir(os.path.dirname(dest))
-    except OSError as exc:
-        raise os_failure('move the archive to %s' % dest, exc, OUT_OF_SPACE_ADVICE)
     tables = dict((name, table.facts()) for name, table in archive.tables.items())
-    return dict(
-        dest=dest,
-        bytes=archive.bytes,
-        sha256=archive.sha256,
-        tables=tables,
-        documents=sum(table['documents'] for table in tables.values()),
-        seconds=round(time.monotonic() - started, 3),
-        summary=run.summary(DUMP_SUMMARY),
-        engine='tool',
-        compression='gzip',
-        cmd=argv,
-    )
+
+    def copy(sink) -> None:
+        with open(partial, 'rb') as stream:
+            for chunk in iter(lambda: stream.read(CHUNK_BYTES), b''):
+                sink.write(chunk)
+
+    stored = write_part(module, copy, 'gzip', archive.raw_bytes)
+    return dict(stored, tables=tables, documents=sum(table['documents'] for table in tables.values()),
+                seconds=round(time.monotonic() - started, 3), summary=run.summary(DUMP_SUMMARY), engine='tool', cmd=argv)
+
+
+def write_part(module, produce, compression: str, raw_bytes: int) -> dict:
+    """Write the archive that produce(sink) writes into its destination (dest, or the set in the repository),
+    through age encryption with recipients; return the part and the result keys that describe it."""
+    params = module.params
+    path = dump_part_path(compression)
+    try:
+        with part_destination(params, path) as writer:
+            encryptor = encrypting(writer.stream, params['recipients']) if params['recipients'] else None
+            try:
+                produce(encryptor or writer.stream)
+                if encryptor is not None:
+                    encryptor.close()
+            except BaseException:
+                if encryptor is not None:
+                    encryptor.abort()
+                raise
+            stored = writer.finish()
+    except OSError as exc:
+        raise os_failure('write the archive', exc, OUT_OF_SPACE_ADVICE)
+    part = dict(path=path, bytes=stored['bytes'], sha256=stored['sha256'], raw_bytes=raw_bytes, compression=compression,
+                encryption=dict(format='age', recipients=sorted(params['recipients'])) if params['recipients'] else None,
+                store_checksum=stored['store_checksum'], files=None, server=None)
+    result = dict(part=part, location=writer.location, bytes=stored['bytes'], sha256=stored['sha256'], compression=compression)
+    if params['dest']:
+        result['dest'] = params['dest']
+    return result
 
 
 def native_summary(tables: dict, hooks: int) -> str:
@@ -428,62 +514,40 @@ def native_summary(tables: dict, hooks: int) -> str:
 
 
 def take_native_dump(module, scratch: list, chosen: dict) -> dict:
-    """Write the archive with the native engine into a scratch directory beside dest, then move it into place.
-
-    Raises ToolFailure; the caller removes the directories this function adds to scratch, whatever happens.
-    """
+    """Write the archive with the native engine straight into its destination, its ranges spooled in a
+    scratch directory. Raises ToolFailure; the caller removes the directories this function adds to scratch."""
     params = module.params
-    dest = params['dest']
     started = time.monotonic()
     try:
-        scratch.append(make_scratch_dir(os.path.dirname(dest), '.%s.' % os.path.basename(dest)))
-        spool_dir = scratch[0]
-        if params['temp_dir']:
-            spool_dir = make_scratch_dir(params['temp_dir'], '.rethinkdb-dump-')
-            scratch.append(spool_dir)
+        scratch.append(make_scratch_dir(scratch_parent(module), '.rethinkdb-dump-'))
     except OSError as exc:
         raise os_failure('create a temporary directory for the dump', exc, OUT_OF_SPACE_ADVICE)
-    partial = os.path.join(scratch[0], os.path.basename(dest))
     r, connector = module_connector(module)
+    written = {}
+
+    def produce(sink) -> None:
+        written.update(write_dump(r, connector, list(chosen), sink, params['compression'], params['compression_level'],
+                                  params['clients'], 'outdated' if params['read_outdated'] else 'single', scratch[0]))
+
     try:
-        with open(partial, 'xb') as sink:
-            os.fchmod(sink.fileno(), 0o600)
-            written = write_dump(r, connector, list(chosen), sink, params['compression'], params['compression_level'], params['clients'],
-                                 'outdated' if params['read_outdated'] else 'single', spool_dir)
-            sink.flush()
-            os.fsync(sink.fileno())
+        stored = write_part(module, produce, params['compression'], 0)
     except NativeError as exc:
         raise ToolFailure(str(exc))
-    except OSError as exc:
-        raise os_failure('write the archive in %s' % ' and '.join(sorted(set(os.path.dirname(path) for path in scratch))), exc, OUT_OF_SPACE_ADVICE)
-    if os.path.lexists(dest) and not params['force']:
-        raise ToolFailure('dest %s appeared while the dump ran: set force: true to replace it, or choose another dest.' % dest)
-    try:
-        os.replace(partial, dest)
-        fsync_dir(os.path.dirname(dest))
-    except OSError as exc:
-        raise os_failure('move the archive to %s' % dest, exc, OUT_OF_SPACE_ADVICE)
+    stored['part']['raw_bytes'] = written['raw_bytes']
     tables = dict((name, dict((key, table[key]) for key in ('documents', 'primary_key', 'indexes'))) for name, table in written['tables'].items())
     hooks = sum(1 for table in written['tables'].values() if table['write_hook'])
-    return dict(
-        dest=dest,
-        bytes=written['bytes'],
-        sha256=written['sha256'],
-        tables=tables,
-        documents=written['documents'],
-        seconds=round(time.monotonic() - started, 3),
-        summary=native_summary(tables, hooks),
-        engine='native',
-        compression=written['compression'],
-        compression_level=written['level'],
-    )
+    return dict(stored, tables=tables, documents=written['documents'], seconds=round(time.monotonic() - started, 3),
+                summary=native_summary(tables, hooks), engine='native', compression_level=written['level'])
 
 
 def main():
     argument_spec = rethinkdb_common_argument_spec()
+    argument_spec.update(repository_argument_spec())
     argument_spec.update(
         tables=dict(type='list', elements='str', default=DEFAULT_TABLES),
-        dest=dict(type='path', required=True),
+        dest=dict(type='path'),
+        set_id=dict(type='str'),
+        recipients=dict(type='list', elements='str', default=[], no_log=False),
         force=dict(type='bool', default=False),
         engine=dict(type='str', choices=['native', 'tool'], default='native'),
         compression=dict(type='str', choices=['gzip', 'zstd'], default='gzip'),
@@ -492,8 +556,10 @@ def main():
         read_outdated=dict(type='bool', default=False),
         temp_dir=dict(type='path'),
     )
-    module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=LOGIN_MUTUALLY_EXCLUSIVE, supports_check_mode=True)
-    module.params['dest'] = os.path.abspath(module.params['dest'])
+    module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=LOGIN_MUTUALLY_EXCLUSIVE + [('dest', 'repository')],
+                           required_by={'repository': ('cluster', 'set_id')}, supports_check_mode=True)
+    if module.params['dest']:
+        module.params['dest'] = os.path.abspath(module.params['dest'])
     selectors = check_options(module)
     r, connection = connect(module)
     try:
@@ -504,7 +570,8 @@ def main():
         close(connection)
     if module.check_mode:
         planned = dict((name, dict(primary_key=row['primary_key'], indexes=sorted(row.get('indexes', [])))) for name, row in chosen.items())
-        module.exit_json(changed=True, dest=module.params['dest'], tables=planned, engine=module.params['engine'])
+        module.exit_json(changed=True, tables=planned, engine=module.params['engine'],
+                         **(dict(dest=module.params['dest']) if module.params['dest'] else {}))
     with scratch_dirs(module) as scratch:
         try:
             if module.params['engine'] == 'native':
@@ -513,6 +580,10 @@ def main():
                 outcome = take_dump(module, scratch, selectors, chosen)
         except ToolFailure as exc:
             outcome = exc
+        except MissingLibraryError as exc:
+            module.fail_json(msg=missing_required_lib(exc.library), exception=exc.import_traceback)
+        except (RepositoryError, EncryptionError, StreamError) as exc:
+            outcome = ToolFailure('Cannot write the archive: %s.' % str(exc).rstrip('.'))
     if isinstance(outcome, ToolFailure):
         module.fail_json(msg=str(outcome), engine=module.params['engine'], **outcome.details)
     module.exit_json(changed=True, **outcome)

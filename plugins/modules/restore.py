@@ -30,17 +30,35 @@ description:
   - Runs on any host that has the driver and can reach a server of the cluster, a node or the controller.
 extends_documentation_fragment:
   - bigchaindb.rethinkdb.login
+  - bigchaindb.rethinkdb.repository
 options:
   archive:
     description:
-      - The dump archive (C(tar.gz)) on the host that runs the module.
+      - The dump archive (C(tar.gz) or C(tar.zst)) on the host that runs the module.
+      - Give O(archive), or O(repository), O(cluster), O(set_id) and O(part), to read the part straight from
+        a backup set.
     type: path
-    required: true
   sha256:
     description:
-      - The archive's expected sha256, in hex, for example from a backup set's manifest. Checked before anything
-        else is done with the archive.
+      - The archive's expected sha256 (as stored: of the encrypted bytes for an encrypted part), in hex, for
+        example from a backup set's manifest. Checked before anything else is done with the archive.
+      - Default C(sha256) of O(part).
     type: str
+  set_id:
+    description:
+      - With O(repository), the committed backup set whose part to restore.
+    type: str
+  part:
+    description:
+      - With O(repository), the dump part as the set's manifest records it (C(path) and C(sha256) are required;
+        C(encryption) says which age recipients it is encrypted to).
+      - With O(archive), its C(encryption) says the file is encrypted.
+    type: dict
+  identity_file:
+    description:
+      - For an encrypted part, a file on this host holding the age identity (private key) of one of its
+        recipients. Checked against the recipients before anything is read.
+    type: path
   tables:
     description:
       - The tables to restore, as C(database.table) names; a bare C(database) name restores every table of that
@@ -108,7 +126,10 @@ notes:
   - The native engine reads the archive twice, front to back both times, once to prove it before anything
     touches the cluster (its sha256 is known only at its end, and the tool adds a table's description after
     or before its documents in whatever order its directory listed them), once to load it. It fails if the
-    archive changed between the two.
+    archive changed between the two. From a repository, that is two reads of the part (two GETs from S3);
+    decrypting as it reads.
+  - O(engine=tool) needs the archive as a plain file: a part from a repository, or an encrypted one, is first
+    written (decrypted) to O(temp_dir), its sha256 checked on the way.
   - O(connect_timeout) applies to the module's own connections; the tool itself waits up to the driver's
     default of 20 seconds to connect.
 seealso:
@@ -132,7 +153,20 @@ EXAMPLES = r'''
     archive: /var/backups/rethinkdb/bigchain.tar.gz
     tables: [bigchain.votes]
     force: true
+    engine: tool
     temp_dir: /srv/scratch
+
+- name: Restore a dump set straight from S3, decrypting it, without building the indexes
+  bigchaindb.rethinkdb.restore:
+    repository: s3://backups/rethinkdb
+    cluster: rethinkdb
+    s3_credentials_file: /etc/rethinkdb/s3-credentials
+    set_id: "{{ chosen.set.set_id }}"
+    part: "{{ chosen.manifest.parts[0] }}"
+    identity_file: /run/rethinkdb-restore/identity.txt
+    create_indexes: false
+    clients: 6
+    hard_durability: true
 '''
 
 RETURN = r'''
@@ -207,15 +241,22 @@ stderr:
   type: str
 '''
 
+import contextlib
 import os
 import re
 import shutil
 import tempfile
 import time
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.dump_archive import GZIP, DumpArchiveError, read_dump_archive
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import encryption
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.dump_archive import GZIP, DumpArchiveError, prove_dump
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.encryption import PYRAGE_IMPORT_ERROR, EncryptionError, decrypting
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.files import CHUNK_BYTES
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository import (
+    MissingLibraryError, RepositoryError, part_source, repository_argument_spec)
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.streams import HashingReader, StreamError
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.native_cluster import NativeError, module_connector
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.native_restore import load_dump
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.driver_tools import (
@@ -255,8 +296,13 @@ READY_TIMEOUT = 120
 def check_options(module) -> str:
     """Fail on options that cannot work, before reading the archive; return the directory to unpack in."""
     params = module.params
-    if not os.path.isfile(params['archive']):
+    if not params['archive'] and not (params['repository'] and params['cluster'] and params['set_id'] and params['part']):
+        module.fail_json(msg='Give archive (a file on this host), or repository, cluster, set_id and part (a part of a backup set).')
+    if params['archive'] and not os.path.isfile(params['archive']):
         module.fail_json(msg='Archive %s does not exist or is not a file.' % params['archive'])
+    if params['part'] is not None and not isinstance(params['part'].get('path'), str):
+        module.fail_json(msg='part needs path (and sha256), as the set\'s manifest records them.')
+    params['sha256'] = params['sha256'] or (params['part'] or {}).get('sha256')
     if params['sha256'] and not SHA256_PATTERN.match(params['sha256']):
         module.fail_json(msg='sha256 %r is not a sha256 in hex (64 characters).' % params['sha256'])
     for selector in params['tables'] or ():
@@ -315,9 +361,12 @@ def existing_tables(module, r, connection, archive, names: list) -> dict:
     existing = dict((name, keys[name]) for name in names if name in keys)
     if existing and not module.params['force']:
         pronoun = 'it' if len(existing) == 1 else 'them'
+        missing = [name for name in names if name not in existing]
         module.fail_json(msg='%s already exist%s on the cluster at %s: set force: true to restore into %s (documents with the same '
-                             'primary key are replaced), or drop %s first.'
-                             % (', '.join(existing), 's' if len(existing) == 1 else '', endpoint(module), pronoun, pronoun))
+                             'primary key are replaced), drop %s first%s.'
+                             % (', '.join(existing), 's' if len(existing) == 1 else '', endpoint(module), pronoun, pronoun,
+                                ', or restore only the missing table%s with tables: %s' % ('' if len(missing) == 1 else 's', ', '.join(missing))
+                                if missing else ''))
     for name, primary_key in existing.items():
         if primary_key != archive.tables[name].primary_key:
             module.fail_json(msg="%s exists on the cluster at %s with primary key %s, but the archive's is %s: drop the table to restore it."
@@ -360,7 +409,7 @@ def count_problems(plan: dict) -> list:
     return problems
 
 
-def native_restore(module, archive, plan: dict, existing: dict) -> dict:
+def native_restore(module, source: Source, archive, plan: dict, existing: dict) -> dict:
     """Load the archive with the native engine, then count every restored table on a new connection.
     Raises ToolFailure."""
     params = module.params
@@ -368,13 +417,13 @@ def native_restore(module, archive, plan: dict, existing: dict) -> dict:
     names = list(plan)
     r, connector = module_connector(module)
     try:
-        with open(archive.path, 'rb') as source:
-            loaded = load_dump(r, connector, source, archive, names, existing, params['create_indexes'], params['clients'],
+        with source.plain() as stream:
+            loaded = load_dump(r, connector, stream, archive, names, existing, params['create_indexes'], params['clients'],
                                'hard' if params['hard_durability'] else 'soft')
     except NativeError as exc:
         raise ToolFailure(str(exc), loaded=True)
-    except OSError as exc:
-        raise ToolFailure('Cannot read archive %s again: %s.' % (archive.path, exc.strerror or exc), loaded=True)
+    except (OSError, RepositoryError, StreamError, DumpArchiveError) as exc:
+        raise ToolFailure('Cannot read archive %s again: %s.' % (source.label, getattr(exc, 'strerror', None) or exc), loaded=True)
     for name, documents in count_restored(module, names, 'the native restore').items():
         plan[name]['documents_after'] = documents
     problems = count_problems(plan)
@@ -395,7 +444,7 @@ def native_restore(module, archive, plan: dict, existing: dict) -> dict:
     )
 
 
-def run_restore(module, scratch: list, archive, plan: dict, unpack_parent: str) -> dict:
+def run_restore(module, scratch: list, source: Source, archive, plan: dict, unpack_parent: str) -> dict:
     """Run the tool, then count every restored table on a new connection. Raises ToolFailure; the caller
     removes the directories this function adds to scratch."""
     params = module.params
@@ -405,9 +454,15 @@ def run_restore(module, scratch: list, archive, plan: dict, unpack_parent: str) 
     except OSError as exc:
         raise os_failure('create a temporary directory in %s' % unpack_parent, exc, OUT_OF_SPACE_ADVICE)
     names = list(plan)
+    archive_path = params['archive']
+    if source.identities or not archive_path:
+        try:
+            archive_path = source.materialize(scratch[0])
+        except (OSError, RepositoryError, StreamError, DumpArchiveError) as exc:
+            raise ToolFailure('Cannot copy archive %s to %s: %s.' % (source.label, scratch[0], getattr(exc, 'strerror', None) or exc))
     with password_file(login_password(module), module.tmpdir) as password_path:
         argv = tool_argv('restore', dict(params, temp_dir=scratch[0], tables=names if params['tables'] else [], password_file=password_path),
-                         positional=(archive.path,))
+                         positional=(archive_path,))
         run = run_tool(module, argv)
     run.check('restore', 'unpacking in %s' % unpack_parent, OUT_OF_SPACE_ADVICE, endpoint(module))
     for name, documents in count_restored(module, names).items():
@@ -427,11 +482,85 @@ def run_restore(module, scratch: list, archive, plan: dict, unpack_parent: str) 
     )
 
 
+class Source:
+    """The archive to restore, as the engines read it: a file or a repository's part, decrypted where it is
+    encrypted, its stored bytes hashed on the way (identities decrypt; None when it is not encrypted)."""
+
+    def __init__(self, params: dict, identities: list | None):
+        self.params = params
+        self.identities = identities
+        path = (params['part'] or {}).get('path')
+        self.label = params['archive'] or '%s part %s of set %s' % (params['repository'], path, params['set_id'])
+
+    @contextlib.contextmanager
+    def plain(self):
+        """A read of the whole archive, front to back; on leaving, the stored bytes' sha256 is checked
+        (DumpArchiveError) where the engine could not check it itself, through the decryption."""
+        raw = part_source(self.params, (self.params['part'] or {}).get('path'))
+        stored = HashingReader(raw)
+        decrypted = decrypting(stored, self.identities) if self.identities else None
+        try:
+            yield decrypted or stored
+            if decrypted is not None:
+                decrypted.read()
+                stored.drain()
+                if self.params['sha256'] and stored.hexdigest() != self.params['sha256'].lower():
+                    raise DumpArchiveError('Archive %s has sha256 %s, expected %s: it is not the archive that was recorded, or it was '
+                                           'damaged' % (self.label, stored.hexdigest(), self.params['sha256'].lower()))
+        finally:
+            if decrypted is not None:
+                decrypted.close()
+            raw.close()
+
+    def plain_sha256(self) -> str | None:
+        """The sha256 the engine checks on what it reads: the stored bytes', unless it reads them decrypted."""
+        return None if self.identities else self.params['sha256']
+
+    def prove(self):
+        """One pass that proves the archive usable (DumpArchiveError otherwise)."""
+        with self.plain() as stream:
+            return prove_dump(stream, self.label, self.plain_sha256())
+
+    def materialize(self, directory: str) -> str:
+        """The archive as a plain file in directory (for the tool), its sha256 checked on the way."""
+        path = os.path.join(directory, 'rethinkdb_dump.tar.gz')
+        with self.plain() as stream, open(path, 'xb') as copy:
+            checked = HashingReader(stream)
+            for chunk in iter(lambda: checked.read(CHUNK_BYTES), b''):
+                copy.write(chunk)
+            if self.plain_sha256() and checked.hexdigest() != self.plain_sha256().lower():
+                raise DumpArchiveError('Archive %s has sha256 %s, expected %s: it is not the archive that was recorded, or it was damaged'
+                                       % (self.label, checked.hexdigest(), self.plain_sha256().lower()))
+        return path
+
+
+def read_identities(module) -> list | None:
+    """The identities that decrypt the part, checked against its recipients; None for a part not encrypted."""
+    params = module.params
+    recipients = ((params['part'] or {}).get('encryption') or {}).get('recipients')
+    if not recipients:
+        return None
+    if PYRAGE_IMPORT_ERROR is not None:
+        module.fail_json(msg=missing_required_lib('pyrage'), exception=PYRAGE_IMPORT_ERROR)
+    if not params['identity_file']:
+        module.fail_json(msg='The archive is encrypted to %s: give identity_file, the age identity of one of them.' % ', '.join(recipients))
+    try:
+        identities = encryption.read_identities(params['identity_file'])
+        encryption.check_identities(identities, recipients, 'The archive')
+    except EncryptionError as exc:
+        module.fail_json(msg='%s.' % str(exc).rstrip('.'))
+    return identities
+
+
 def main():
     argument_spec = rethinkdb_common_argument_spec()
+    argument_spec.update(repository_argument_spec())
     argument_spec.update(
-        archive=dict(type='path', required=True),
+        archive=dict(type='path'),
         sha256=dict(type='str'),
+        set_id=dict(type='str'),
+        part=dict(type='dict'),
+        identity_file=dict(type='path'),
         tables=dict(type='list', elements='str'),
         force=dict(type='bool', default=False),
         create_indexes=dict(type='bool', default=True),
@@ -440,13 +569,20 @@ def main():
         hard_durability=dict(type='bool', default=False),
         temp_dir=dict(type='path'),
     )
-    module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=LOGIN_MUTUALLY_EXCLUSIVE, supports_check_mode=True)
-    module.params['archive'] = os.path.abspath(module.params['archive'])
+    module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=LOGIN_MUTUALLY_EXCLUSIVE + [('archive', 'repository')],
+                           required_by={'repository': ('cluster', 'set_id', 'part')}, supports_check_mode=True)
+    if module.params['archive']:
+        module.params['archive'] = os.path.abspath(module.params['archive'])
     unpack_parent = check_options(module)
+    source = Source(module.params, read_identities(module))
     try:
-        archive = read_dump_archive(module.params['archive'], module.params['sha256'])
+        archive = source.prove()
     except DumpArchiveError as exc:
-        module.fail_json(msg='%s.' % exc)
+        module.fail_json(msg='%s.' % str(exc).rstrip('.'))
+    except MissingLibraryError as exc:
+        module.fail_json(msg=missing_required_lib(exc.library), exception=exc.import_traceback)
+    except (RepositoryError, StreamError) as exc:
+        module.fail_json(msg='Cannot read archive %s: %s.' % (source.label, str(exc).rstrip('.')))
     names = chosen_tables(module, archive)
     engine = module.params['engine']
     if engine == 'tool':
@@ -464,9 +600,9 @@ def main():
         with scratch_dirs(module) as scratch:
             try:
                 if engine == 'native':
-                    outcome = native_restore(module, archive, plan, existing)
+                    outcome = native_restore(module, source, archive, plan, existing)
                 else:
-                    outcome = run_restore(module, scratch, archive, plan, unpack_parent)
+                    outcome = run_restore(module, scratch, source, archive, plan, unpack_parent)
             except ToolFailure as exc:
                 outcome = exc
                 created = created_tables(r, connection, existing, names) if ('rc' in exc.details or 'loaded' in exc.details) else []

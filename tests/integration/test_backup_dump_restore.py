@@ -7,20 +7,29 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 from rethinkdb import RethinkDB
 
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import backup_set
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.archive import sha256_file
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import set_catalog
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.files import sha256_file
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import LocalRepository
 from tests.harness.loopfs import tmpfs
+from tests.integration.conftest import Ansible
 from tests.integration.helpers import counts, load_bigchain, table_config
 
 r = RethinkDB()
 TABLES = ('bigchain', 'votes')
+CHOOSE_TASK = 'Choose the backup set and check it before touching the cluster (manifest, topology, sizes, store checksums)'
+RESTORE_TASK = 'Restore the tables (the archive is checked before anything is written)'
+
+
+def sets_in(backups) -> list:
+    """The cluster's backup sets in a repository on the controller, newest first."""
+    return set_catalog.list_sets(LocalRepository(str(backups)), 'rethinkdb')
 
 
 def sets_of(ansible) -> list:
-    """The cluster's backup sets, newest first."""
-    return backup_set.list_sets(str(ansible.workdir / 'backups'), 'rethinkdb')
+    return sets_in(ansible.workdir / 'backups')
 
 
 def documents(cluster, table: str) -> list:
@@ -44,9 +53,10 @@ def test_backup_damage_restore_brings_back_data_and_layout(cluster, ansible):
         ('bigchain', loaded['bigchain'], 2), ('votes', loaded['votes'], 2)]
     [part] = manifest['parts']
     assert sha256_file(str(set_dir / part['path'])) == (part['sha256'], part['bytes'])
-    cluster_json = json.loads((set_dir / 'cluster.json').read_text())
-    assert sorted(server['name'] for server in cluster_json['servers']) == ['node1', 'node2', 'node3']
-    assert 'bigchain.votes' in cluster_json['tables']
+    topology = manifest['topology']
+    assert sorted(server['name'] for server in topology['servers']) == ['node1', 'node2', 'node3']
+    assert 'bigchain.votes' in topology['tables']
+    assert (manifest['format'], part['compression'], part['encryption']) == (2, 'gzip', None)
     report = json.loads((set_dir.parent / 'reports' / (manifest['set_id'] + '.json')).read_text())
     assert report['documents'] == loaded['bigchain'] + loaded['votes'] and report['set_id'] == manifest['set_id']
     assert 'rethinkdb_backup_last_documents{cluster="rethinkdb",method="dump"} %d' % report['documents'] in metrics.read_text()
@@ -81,9 +91,9 @@ def test_restore_refuses_existing_tables_unless_forced(cluster, ansible):
     forced = ansible.playbook('bigchaindb.rethinkdb.restore', {'force': True})
 
     [(task, host, message)] = refused.failures()
-    assert task == 'Restore the tables (the archive is checked before anything is written)'
+    assert task == RESTORE_TASK
     assert 'bigchain.bigchain' in message and 'force' in message
-    assert forced.result('Restore the tables (the archive is checked before anything is written)')['changed'] is True
+    assert forced.result(RESTORE_TASK)['changed'] is True
     assert counts(cluster) == loaded
 
 
@@ -97,7 +107,7 @@ def test_a_failed_backup_is_marked_failed_and_never_chosen(cluster, ansible):
     assert (newest['state'], older['state']) == ('failed', 'complete')
     assert 'Table bigchain.blocks does not exist' in newest['reason']
     assert 'Table bigchain.blocks does not exist' in failed.failures()[-1][2]
-    chosen = ansible.module('catalog', {'root': str(ansible.workdir / 'backups'), 'cluster': 'rethinkdb', 'operation': 'select'})
+    chosen = ansible.module('catalog_info', {'repository': str(ansible.workdir / 'backups'), 'cluster': 'rethinkdb', 'select': True})
     assert chosen['set']['set_id'] == older['set_id']
 
 
@@ -108,18 +118,20 @@ def test_a_set_without_manifest_is_incomplete_and_latest_skips_it(cluster, ansib
     newest, older = sets_of(ansible)
     os.remove(os.path.join(newest['path'], 'manifest.json'))
 
-    listed = ansible.module('catalog', {'root': str(ansible.workdir / 'backups'), 'cluster': 'rethinkdb'})
+    listed = ansible.module('catalog_info', {'repository': str(ansible.workdir / 'backups'), 'cluster': 'rethinkdb'})
     restored = ansible.playbook('bigchaindb.rethinkdb.restore', {'force': True})
 
     assert [entry['complete'] for entry in listed['sets']] == [False, True]
-    assert restored.result('Choose the backup set')['set']['set_id'] == older['set_id']
+    chosen = restored.result(CHOOSE_TASK)
+    assert chosen['set']['set_id'] == older['set_id']
+    assert chosen['notes'] == ['passed over %s: manifest.json is missing' % newest['set_id']]
 
 
 @pytest.mark.parametrize('damage, refused_by', [
-    # Same size, other bytes: only the full check (sha256) sees it.
-    ('corrupt', 'Check the whole set before touching the cluster (manifest, sizes, sha256 of every part)'),
+    # Same size, other bytes: the restore module proves the archive (sha256) before anything is written.
+    ('corrupt', RESTORE_TASK),
     # Another size: the catalogue no longer counts the set as complete, so there is nothing to choose.
-    ('truncate', 'Choose the backup set'),
+    ('truncate', CHOOSE_TASK),
 ])
 def test_a_damaged_archive_is_refused_before_the_cluster_is_touched(cluster, ansible, damage, refused_by):
     load_bigchain(cluster, blocks=5)
@@ -139,8 +151,10 @@ def test_a_damaged_archive_is_refused_before_the_cluster_is_touched(cluster, ans
 
     [(task, host, message)] = refused.failures()
     assert task == refused_by
-    assert entry['set_id'] in message or 'complete' in message
-    assert refused.results('Restore the tables (the archive is checked before anything is written)') == []
+    assert ('has sha256' in message and 'it is not the archive that was recorded, or it was damaged' in message
+            if damage == 'corrupt' else entry['set_id'] in message and 'has %d bytes' % (archive.stat().st_size) in message), message
+    if refused_by == CHOOSE_TASK:
+        assert refused.results(RESTORE_TASK) == []
     with cluster.connect() as connection:
         assert r.db('bigchain').table_list().run(connection) == ['backlog', 'bigchain']
 
@@ -152,13 +166,13 @@ def test_a_query_that_matches_nothing_is_a_clear_error(cluster, ansible):
     refused = ansible.playbook('bigchaindb.rethinkdb.restore', {'set': "[?method=='snapshot']"}, expect_rc=2)
 
     [(task, host, message)] = refused.failures()
-    assert task == 'Choose the backup set'
+    assert task == CHOOSE_TASK
     assert 'matches no' in message or 'no backup set' in message.lower()
     assert '\n' not in message
 
 
 def test_wrong_password_and_unreachable_server_fail_cleanly(cluster_factory, tmp_path):
-    from tests.integration.conftest import Ansible, write_inventory
+    from tests.integration.conftest import write_inventory
     cluster = cluster_factory(2, password='s3cret pass')
     load_bigchain(cluster, blocks=5)
     (tmp_path / 'wrong').mkdir()
@@ -177,7 +191,7 @@ def test_wrong_password_and_unreachable_server_fail_cleanly(cluster_factory, tmp
     assert 'Wrong password' in denied.failures()[0][2]
     assert 'not it' not in denied.output and 's3cret pass' not in denied.output
     assert 'Cannot connect to RethinkDB at localhost:%d' % cluster.node(1).driver_port in unreachable.failures()[0][2]
-    assert [entry['state'] for entry in backup_set.list_sets(str(tmp_path / 'backups'), 'rethinkdb')] == ['failed', 'failed']
+    assert [entry['state'] for entry in sets_in(tmp_path / 'backups')] == ['failed', 'failed']
 
 
 def test_a_full_node_filesystem_fails_the_dump_and_leaves_no_partial_archive(cluster, ansible, tmp_path):
@@ -199,3 +213,22 @@ def test_retention_keeps_the_newest_sets(cluster, ansible):
         ansible.playbook('bigchaindb.rethinkdb.backup', {'backup_keep_last': 2})
 
     assert [entry['state'] for entry in sets_of(ansible)] == ['complete', 'complete']
+
+
+def test_a_dump_with_a_node_that_takes_no_part_in_it_unreachable_succeeds(cluster, tmp_path):
+    """node3 cannot be reached at all (SSH to a closed port): a dump runs on node1 only, so the set is committed
+    and the run ends well; nothing connects to node3."""
+    load_bigchain(cluster, blocks=5)
+    inventory = cluster.inventory()
+    node3 = inventory['all']['children']['rethinkdb']['hosts']['node3']
+    node3.update(ansible_connection='ssh', ansible_host='127.0.0.1', ansible_port=1)
+    inventory['all']['children']['rethinkdb']['vars'] = dict(rethinkdb_backup_repository=str(tmp_path / 'backups'),
+                                                             rethinkdb_backup_node_dir=str(tmp_path / 'node-dirs'))
+    path = tmp_path / 'cut-off.yml'
+    path.write_text(yaml.safe_dump(inventory))
+
+    run = Ansible(tmp_path, path).playbook('bigchaindb.rethinkdb.backup')
+
+    assert run.rc == 0
+    assert [entry['state'] for entry in sets_in(tmp_path / 'backups')] == ['complete']
+    assert [entry['status'] for entry in run.records if entry['host'] == 'node3' and entry['status'] not in ('ok', 'skipped')] == []

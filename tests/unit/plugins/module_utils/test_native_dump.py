@@ -18,12 +18,12 @@ import zstandard
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import native_dump
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.dump_archive import prove_dump, table_documents
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.native_dump import (
-    HashingSink,
     RangeResult,
     TablePlan,
     crc32_combine,
     split_points,
 )
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.streams import HashingWriter
 
 
 @pytest.mark.parametrize('first, second', [(b'', b''), (b'abc', b''), (b'', b'xyz'), (b'a' * 1000, b'b' * 70000)])
@@ -79,7 +79,7 @@ def spooled(tmp_path, compression: str, index: int, documents: list) -> RangeRes
 def archive_bytes(tmp_path, compression: str, tables: dict) -> bytes:
     """An archive of {name: [ranges of documents]} put together by the engine's writer."""
     sink = io.BytesIO()
-    writer = native_dump._ArchiveWriter(HashingSink(sink), compression, 3, 'rethinkdb_dump_2026-12-01T03:00:00')
+    writer = native_dump._ArchiveWriter(HashingWriter(sink), compression, 3, 'rethinkdb_dump_2026-12-01T03:00:00')
     for number, (name, ranges) in enumerate(tables.items()):
         info = {'name': name, 'primary_key': 'id', 'indexes': [{'index': 'by_x', 'function': {'$reql_type$': 'BINARY', 'data': 'AAAA'}}],
                 'write_hook': None}
@@ -137,7 +137,7 @@ def test_the_sink_sees_only_writes_and_gets_the_sha256(tmp_path):
             self.chunks.append(bytes(data))
 
     sink = WriteOnly()
-    hashing = HashingSink(sink)
+    hashing = HashingWriter(sink)
     writer = native_dump._ArchiveWriter(hashing, 'gzip', 3, 'top')
     writer.end()
 

@@ -10,6 +10,7 @@ import sys
 import pytest
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import repository_local
 from ansible_collections.bigchaindb.rethinkdb.plugins.modules import dump
 from tests.unit.plugins.fake_reql import Connection, FakeR, names, run_module
 from tests.unit.plugins.module_utils.test_dump_archive import sample_tables, sha256_of, table_members, write_archive
@@ -146,7 +147,7 @@ def test_every_option_reaches_the_tool(cluster, tool, backups, tmp_path, capsys)
                     '--host-name', 'db1.example.org', '--driver-port', '38015', '--user', 'backup', '--tls-cert', str(ca_file),
                     '--file', out_file, '--temp-dir', tool_temp, '--clients', '5', '--read-outdated',
                     '--export', 'bigchain', '--export', 'bigchain.votes']
-    assert os.path.dirname(os.path.dirname(out_file)) == str(backups) and os.path.basename(out_file) == 'd.tar.gz'
+    assert os.path.dirname(os.path.dirname(out_file)) == str(scratch) and out_file.startswith(tool_temp)
     assert os.path.dirname(tool_temp) == str(scratch)
     assert '--password-file' not in argv
     assert sorted(result['tables']) == ['bigchain.backlog', 'bigchain.bigchain', 'bigchain.votes']
@@ -283,13 +284,15 @@ def test_check_mode_still_refuses_unknown_tables(cluster, tool, backups, capsys)
     assert result['failed'] is True and result['msg'].startswith('Table bigchain.blocks does not exist')
 
 
-def test_running_out_of_space_when_moving_into_place_is_one_line(cluster, tool, backups, capsys, monkeypatch):
+def test_running_out_of_space_when_writing_the_archive_is_one_line(cluster, tool, backups, capsys, monkeypatch):
     def no_space(source, target):
         raise OSError(28, os.strerror(28), target)
-    monkeypatch.setattr(dump.os, 'replace', no_space)
+    monkeypatch.setattr(repository_local.os, 'rename', no_space)
 
     result = run_tool_engine({'dest': str(backups / 'd.tar.gz')}, capsys)
 
-    assert result['msg'] == ('Cannot move the archive to %s: No space left on device; free some space there, or choose another dest '
-                             'or temp_dir.' % (backups / 'd.tar.gz'))
+    assert result['msg'] == ('Cannot write the archive: No space left on device; free some space there, or choose another dest '
+                             'or temp_dir.')
     assert os.listdir(str(backups)) == []
+
+
