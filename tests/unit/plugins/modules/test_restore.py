@@ -192,7 +192,8 @@ def test_existing_tables_are_refused_without_force(cluster, tool, archive, capsy
     result = run_tool_engine({'archive': archive}, capsys)
 
     assert result['msg'] == ('bigchain.votes already exists on the cluster at localhost:28015: set force: true to restore into it '
-                             '(documents with the same primary key are replaced), or drop it first.')
+                             '(documents with the same primary key are replaced), drop it first, or restore only the missing table '
+                             'with tables: bigchain.bigchain.')
     assert tool.calls == [] and cluster.tables['bigchain.votes']['count'] == 5
 
 
