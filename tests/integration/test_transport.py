@@ -154,6 +154,23 @@ def test_snapshot_streamed_to_s3_encrypted_and_restored_with_its_identity(site):
     assert site.leftovers() == []
 
 
+def test_dump_streamed_to_s3_encrypted_and_restored_over_ssh(site):
+    """A dump written by node1 straight into S3 (encrypted), restored by node1 straight from S3 with the identity:
+    only the missing table, named, since the other exists."""
+    before = site.documents()
+    ansible = site.on_s3()
+
+    backup = ansible.playbook(BACKUP)
+    with site.lab.connect('node1') as connection:
+        r.db('bigchain').table_drop('votes').run(connection)
+    ansible.playbook(RESTORE, dict(identity=str(site.identity_file), tables='bigchain.votes'))
+
+    [part] = backup.result('Commit the set', 'node1')['manifest']['parts']
+    assert (part['path'], part['encryption']['recipients']) == ('dump/rethinkdb_dump.tar.gz', [str(site.identity.to_public())])
+    assert site.documents() == before
+    assert site.uploads() == []
+
+
 def test_a_node_partitioned_during_a_backup_fails_the_set_and_the_next_backup_works(site):
     """node3 drops off the network after every node took its snapshot: the set is marked failed naming node3,
     node1 and node2 release their snapshots and locks, and once the partition heals the next backup breaks
