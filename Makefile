@@ -12,15 +12,18 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_NOCOLOR := 1
 PYTEST := $(PYTHON) -m pytest -p no:cacheprovider
 
-.PHONY: demo test setup sanity lint unit conformance integration bench build clean
+.PHONY: demo test setup changelog sanity lint unit conformance integration bench build clean
 
 demo: setup
 	$(PYTHON) -m demo
 
-test: setup sanity lint unit conformance integration
+test: setup changelog sanity lint unit conformance integration
 
 setup:
 	@tools/bootstrap
+
+changelog: setup
+	antsibull-changelog lint
 
 # ansible-test wants the collection under ansible_collections/<namespace>/<name> and lists its files
 # with git: copy what git tracks (and new files it does not ignore) there, into a repository of its own.
@@ -28,6 +31,9 @@ sanity: setup
 	rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_ROOT)
 	git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t $(SANITY_ROOT)
 	cd $(SANITY_ROOT) && git init -q && git add -A && ansible-test sanity --local --requirements --python $$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])') --color no
+	# The modules run on the nodes' Python too (tests/config.yml: 3.9 or newer): compile and import them on the
+	# system's Python as well.
+	cd $(SANITY_ROOT) && ansible-test sanity --venv --requirements --python $$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])') --test compile --test import --color no
 
 lint: setup
 	ansible-lint --profile production --nocolor

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: chain_check
 short_description: Prove that a dump archive or a cluster holds a valid BigchainDB chain
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Checks BigchainDB's C(bigchain) (blocks) and C(votes) tables as BigchainDB 0.9 and 0.10 wrote them into
     RethinkDB, in a C(rethinkdb dump) archive or on a live cluster (a restored backup set included).

@@ -40,7 +40,7 @@ options:
     type: path
   sha256:
     description:
-      - The archive's expected sha256 (as stored: of the encrypted bytes for an encrypted part), in hex, for
+      - The archive's expected sha256 (as stored, of the encrypted bytes for an encrypted part), in hex, for
         example from a backup set's manifest. Checked before anything else is done with the archive.
       - Default C(sha256) of O(part).
     type: str
@@ -128,7 +128,7 @@ notes:
     or before its documents in whatever order its directory listed them), once to load it. It fails if the
     archive changed between the two. From a repository, that is two reads of the part (two GETs from S3);
     decrypting as it reads.
-  - O(engine=tool) needs the archive as a plain file: a part from a repository, or an encrypted one, is first
+  - O(engine=tool) needs the archive as a plain file; a part from a repository, or an encrypted one, is first
     written (decrypted) to O(temp_dir), its sha256 checked on the way.
   - O(connect_timeout) applies to the module's own connections; the tool itself waits up to the driver's
     default of 20 seconds to connect.
