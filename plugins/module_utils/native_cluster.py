@@ -13,25 +13,17 @@ from __future__ import annotations
 
 import socket
 import threading
-import traceback
 from collections.abc import Callable
 
 from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.dump_archive import ORJSON_IMPORT_ERROR, orjson
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.rethinkdb import ReqlError, ensure_driver, error_text, login_password
 
 try:
     from rethinkdb import RethinkDB
 except ImportError:
     RethinkDB = None
-
-try:
-    import orjson
-except ImportError:
-    ORJSON_IMPORT_ERROR: str | None = traceback.format_exc()
-    orjson = None
-else:
-    ORJSON_IMPORT_ERROR = None
 
 # Run options that keep times and binaries as the JSON the server sends, as the tools' dump writes them.
 RAW = {'time_format': 'raw', 'binary_format': 'raw'}

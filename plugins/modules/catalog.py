@@ -274,22 +274,33 @@ EXAMPLES = r'''
         reason: "{{ ansible_failed_task.name }}: {{ ansible_failed_result.msg | default('failed') }}"
       when: begun.set_id is defined
 
+# How the backup role commits a snapshot set: the first node registered the cluster's facts before the
+# snapshot (facts_before) and after it (facts_after) with the info module; every node noted its capture as
+# capture (server, host, and the snapshot module's taken_at and freeze_ms) and registered its part
+# (state=archived) as archived.
 - name: Commit a snapshot set from each node's capture and part
+  vars:
+    first_host: "{{ ansible_play_hosts_all | first }}"
+    names: "{{ hostvars[first_host].facts_before.tables.keys() | list }}"
+    after: "{{ hostvars[first_host].facts_after.tables }}"
   bigchaindb.rethinkdb.catalog:
     repository: s3://backups/rethinkdb
     cluster: rethinkdb
     s3_endpoint_url: https://s3.example.net
+    s3_region: eu-west-1
     s3_credentials_file: /etc/rethinkdb/s3-credentials
+    s3_profile: backups
+    s3_ca_bundle: /etc/ssl/certs/example-ca.pem
     operation: commit
-    set_id: 20261124T163000Z-snapshot-3f9a
-    cluster_info: "{{ facts_before }}"
-    documents_after: {bigchain.bigchain: 1201, bigchain.votes: 3603}
+    set_id: "{{ begun.set_id }}"
+    started_at: "{{ begun.started_at }}"
+    cluster_info: "{{ hostvars[first_host].facts_before }}"
+    documents_after: "{{ dict(names | zip(names | map('extract', after, 'documents'))) }}"
     snapshot:
       backend: btrfs
-      barrier_at: 1795537803.0
-      nodes:
-        - {server: node1, host: db1, taken_at: 1795537803.002, freeze_ms: 0}
-    parts: "{{ node_parts }}"
+      barrier_at: "{{ hostvars[first_host].barrier_at }}"
+      nodes: "{{ ansible_play_hosts_all | map('extract', hostvars, 'capture') | list }}"
+    parts: "{{ ansible_play_hosts_all | map('extract', hostvars, ['archived', 'part']) | list }}"
   delegate_to: localhost
   run_once: true
 

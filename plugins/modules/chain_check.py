@@ -102,25 +102,38 @@ author:
 '''
 
 EXAMPLES = r'''
-- name: Check the chain in a dump archive
+- name: Check the chain in a dump archive, signed by the federation's three nodes only
   bigchaindb.rethinkdb.chain_check:
     source: archive
     archive: /var/backups/rethinkdb/bigchain.tar.gz
-    federation: "{{ bigchaindb_federation_keys }}"
+    federation:
+      - 8hPa1kAeTqBfuhyLQfbUQvDz5wZsKBZyKnW8JmXqrVgu
+      - 3jpvUEBHuAT6kH2uZzH8Ao4PHqQNbfRKUTXrWNWDqXDH
+      - EDkwYHFmvoG6ZP9Nb9udqHkWdcPnEDGXRnudhrpPEy9o
+    temp_dir: /srv/scratch
+    workers: 2
   delegate_to: localhost
 
 - name: Check the chain of a restored cluster, failing on any failure
   bigchaindb.rethinkdb.chain_check:
     source: cluster
+    db: bigchain
     login_password_file: /etc/rethinkdb/admin-password
-    federation: "{{ bigchaindb_federation_keys }}"
   run_once: true
 
-- name: Report on a live cluster without failing, allowing a minute for the newest blocks' votes
+- name: Report on a live cluster over TLS without failing, allowing a minute for the newest blocks' votes
   bigchaindb.rethinkdb.chain_check:
     source: cluster
+    login_host: db1.example.org
+    login_port: 28015
+    login_user: admin
+    login_password: "{{ lookup('ansible.builtin.file', '/etc/rethinkdb/admin-password') }}"
+    tls_ca_file: /etc/rethinkdb/ca.pem
+    connect_timeout: 10
     recent_unvoted_seconds: 60
+    failure_ids: 50
     report_only: true
+  delegate_to: localhost
   run_once: true
   register: chain
 
@@ -227,6 +240,7 @@ federation_checked:
   description: Whether block signers were checked against O(federation).
   returned: always
   type: bool
+  sample: true
 signers:
   description:
     - The keys that signed blocks and votes, with how many of each and whether the key is in O(federation)
@@ -240,14 +254,18 @@ not_checked:
   returned: always
   type: list
   elements: str
+  sample:
+    - "block_signer_outside_federation: no federation given; signers lists the keys that signed"
 workers:
   description: Worker processes used.
   returned: always
   type: int
+  sample: 2
 seconds:
   description: How long the check took.
   returned: always
   type: float
+  sample: 9.8
 summary:
   description: The outcome as a person reads it, one line each.
   returned: always

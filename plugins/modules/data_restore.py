@@ -113,16 +113,35 @@ author:
 '''
 
 EXAMPLES = r'''
+- name: Choose the newest complete snapshot set
+  bigchaindb.rethinkdb.catalog_info:
+    repository: s3://backups/rethinkdb
+    cluster: rethinkdb
+    s3_credentials_file: /etc/rethinkdb/s3-credentials
+    query: "[?method=='snapshot']"
+  delegate_to: localhost
+  run_once: true
+  register: chosen
+
+- name: Name this restore run, the same on every node
+  ansible.builtin.set_fact:
+    restore_id: "{{ now(utc=true).strftime('%Y%m%dT%H%M%SZ') }}"
+  run_once: true
+
 - name: Unpack each node's part straight from the repository while the cluster still runs
   bigchaindb.rethinkdb.data_restore:
     state: staged
     data_dir: /var/lib/rethinkdb/default
     restore_id: "{{ restore_id }}"
     set_id: "{{ chosen.set.set_id }}"
-    part: "{{ chosen.manifest.parts | selectattr('server', 'equalto', 'node1') | first }}"
+    part: "{{ chosen.manifest.parts | selectattr('server', 'equalto', inventory_hostname) | first }}"
     repository: s3://backups/rethinkdb
     cluster: rethinkdb
+    s3_endpoint_url: https://s3.example.net
+    s3_region: eu-west-1
     s3_credentials_file: /etc/rethinkdb/s3-credentials
+    s3_profile: backups
+    s3_ca_bundle: /etc/ssl/certs/example-ca.pem
     identity_file: /run/rethinkdb-restore/identity.txt
     run: "{{ lookup('bigchaindb.rethinkdb.controller_run') }}"
 
@@ -132,7 +151,7 @@ EXAMPLES = r'''
     data_dir: /var/lib/rethinkdb/default
     restore_id: "{{ restore_id }}"
     set_id: "{{ chosen.set.set_id }}"
-    part: "{{ node_part }}"
+    part: "{{ chosen.manifest.parts | selectattr('server', 'equalto', inventory_hostname) | first }}"
     archive: /var/tmp/rethinkdb-restore/data.tar.zst
     owner: rethinkdb
     group: rethinkdb

@@ -167,13 +167,38 @@ EXAMPLES = r'''
     read_outdated: true
     clients: 2
 
-- name: Dump straight into a backup set in S3, encrypted
-  bigchaindb.rethinkdb.dump:
+- name: Begin a dump set in S3
+  bigchaindb.rethinkdb.catalog:
     repository: s3://backups/rethinkdb
     cluster: rethinkdb
     s3_credentials_file: /etc/rethinkdb/s3-credentials
+    operation: begin
+    method: dump
+  delegate_to: localhost
+  run_once: true
+  register: begun
+
+- name: Dump straight into the set, encrypted, from the controller over TLS
+  bigchaindb.rethinkdb.dump:
+    repository: s3://backups/rethinkdb
+    cluster: rethinkdb
+    s3_endpoint_url: https://s3.example.net
+    s3_region: eu-west-1
+    s3_credentials_file: /etc/rethinkdb/s3-credentials
+    s3_profile: backups
+    s3_ca_bundle: /etc/ssl/certs/example-ca.pem
     set_id: "{{ begun.set_id }}"
     recipients: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]
+    compression: zstd
+    compression_level: 6
+    login_host: db1.example.org
+    login_port: 28015
+    login_user: admin
+    login_password: "{{ lookup('ansible.builtin.file', '/etc/rethinkdb/admin-password') }}"
+    tls_ca_file: /etc/rethinkdb/ca.pem
+    connect_timeout: 10
+  delegate_to: localhost
+  run_once: true
   register: dumped
 '''
 
@@ -286,14 +311,17 @@ rc:
   description: The tool's exit status.
   returned: when the tool failed
   type: int
+  sample: 1
 stdout:
   description: The tool's output, progress bars reduced to their last state.
   returned: when the tool failed
   type: str
+  sample: "[========================================] 100%\n3000 rows exported from 1 table, with 0 secondary indexes, and 0 hook functions\n"
 stderr:
   description: The tool's error output, without Python tracebacks.
   returned: when the tool failed
   type: str
+  sample: "Error: Could not connect to localhost:28015"
 '''
 
 import concurrent.futures
@@ -434,6 +462,14 @@ def layout_problem(archived: dict, chosen: dict, selectors: list) -> str | None:
     return None
 
 
+def add_scratch_dir(module, scratch: list) -> None:
+    """Create the dump's scratch directory and add it to scratch; raises ToolFailure."""
+    try:
+        scratch.append(make_scratch_dir(scratch_parent(module), '.rethinkdb-dump-'))
+    except OSError as exc:
+        raise os_failure('create a temporary directory for the dump', exc, OUT_OF_SPACE_ADVICE)
+
+
 def take_dump(module, scratch: list, selectors: list, chosen: dict) -> dict:
     """Run the tool into a scratch directory, check its archive, and stream it to its destination.
 
@@ -441,10 +477,7 @@ def take_dump(module, scratch: list, selectors: list, chosen: dict) -> dict:
     """
     params = module.params
     started = time.monotonic()
-    try:
-        scratch.append(make_scratch_dir(scratch_parent(module), '.rethinkdb-dump-'))
-    except OSError as exc:
-        raise os_failure('create a temporary directory for the dump', exc, OUT_OF_SPACE_ADVICE)
+    add_scratch_dir(module, scratch)
     partial = os.path.join(scratch[0], 'rethinkdb_dump.tar.gz')
     tool_done = threading.Event()
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as helpers:
@@ -518,10 +551,7 @@ def take_native_dump(module, scratch: list, chosen: dict) -> dict:
     scratch directory. Raises ToolFailure; the caller removes the directories this function adds to scratch."""
     params = module.params
     started = time.monotonic()
-    try:
-        scratch.append(make_scratch_dir(scratch_parent(module), '.rethinkdb-dump-'))
-    except OSError as exc:
-        raise os_failure('create a temporary directory for the dump', exc, OUT_OF_SPACE_ADVICE)
+    add_scratch_dir(module, scratch)
     r, connector = module_connector(module)
     written = {}
 

@@ -82,6 +82,19 @@ EXAMPLES = r'''
     wait_timeout: 300
     count: true
   run_once: true
+
+- name: Connect to a remote server over TLS, and wait only until the tables take writes
+  bigchaindb.rethinkdb.info:
+    login_host: db1.example.org
+    login_port: 28015
+    login_user: admin
+    login_password: "{{ lookup('ansible.builtin.file', '/etc/rethinkdb/admin-password') }}"
+    tls_ca_file: /etc/rethinkdb/ca.pem
+    connect_timeout: 10
+    wait_ready: true
+    wait_for: ready_for_writes
+  delegate_to: localhost
+  run_once: true
 '''
 
 RETURN = r'''
@@ -220,14 +233,31 @@ issues:
   returned: always
   type: list
   elements: dict
+  sample:
+    - type: table_availability
+      critical: false
+      description: "Table `bigchain.votes` is available for outdated reads, but not up-to-date reads or writes."
+      info: {db: bigchain, table: votes, shards: [], missing_servers: [node3]}
 ready:
   description: Whether every reported table has all its replicas ready and the cluster reports no issues.
   returned: always
   type: bool
+  sample: true
 waited:
-  description: Seconds spent waiting for readiness.
+  description: Seconds spent waiting for readiness (on failure too).
   returned: always
   type: float
+  sample: 0.42
+not_ready:
+  description:
+    - On a readiness timeout (the module fails), each table that lacks the readiness, by C(database.table) name,
+      with its replicas' states.
+  returned: failure
+  type: dict
+  sample:
+    bigchain.votes:
+      - {shard: 1, server: node1, state: ready}
+      - {shard: 1, server: node3, state: disconnected}
 summary:
   description: The facts as a person reads them, one line each.
   returned: always

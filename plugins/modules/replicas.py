@@ -112,6 +112,19 @@ EXAMPLES = r'''
   check_mode: true
   diff: true
   run_once: true
+
+- name: Reconfigure from the controller over TLS, and leave the cluster to backfill on its own
+  bigchaindb.rethinkdb.replicas:
+    replicas: 3
+    wait: false
+    login_host: db1.example.org
+    login_port: 28015
+    login_user: admin
+    login_password: "{{ lookup('ansible.builtin.file', '/etc/rethinkdb/admin-password') }}"
+    tls_ca_file: /etc/rethinkdb/ca.pem
+    connect_timeout: 10
+  delegate_to: localhost
+  run_once: true
 '''
 
 RETURN = r'''
@@ -150,10 +163,20 @@ summary:
   sample:
     - "bigchain.votes: 1 shard, 3 replicas (primary node1; node1, node2, node3), reconfigured"
 waited:
-  description: Seconds spent waiting for the replicas to be ready.
+  description: Seconds spent waiting for the replicas to be ready (on failure too).
   returned: always
   type: float
   sample: 2.31
+not_ready:
+  description:
+    - On a readiness timeout (the module fails), each table that lacks the readiness, by C(database.table) name,
+      with its replicas' states.
+  returned: failure
+  type: dict
+  sample:
+    bigchain.votes:
+      - {shard: 1, server: node1, state: ready}
+      - {shard: 1, server: node3, state: disconnected}
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -140,11 +140,11 @@ author:
 '''
 
 EXAMPLES = r'''
-- name: Restore BigchainDB's tables from a checked archive
+- name: Restore BigchainDB's tables from an archive, proving its sha256 first
   bigchaindb.rethinkdb.restore:
     login_password_file: /etc/rethinkdb/admin-password
     archive: /var/backups/rethinkdb/bigchain.tar.gz
-    sha256: "{{ part.sha256 }}"
+    sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
   run_once: true
   register: restored
 
@@ -156,17 +156,39 @@ EXAMPLES = r'''
     engine: tool
     temp_dir: /srv/scratch
 
-- name: Restore a dump set straight from S3, decrypting it, without building the indexes
-  bigchaindb.rethinkdb.restore:
+- name: Choose the newest complete dump set in S3
+  bigchaindb.rethinkdb.catalog_info:
     repository: s3://backups/rethinkdb
     cluster: rethinkdb
     s3_credentials_file: /etc/rethinkdb/s3-credentials
+    query: "[?method=='dump']"
+  delegate_to: localhost
+  run_once: true
+  register: chosen
+
+- name: Restore it straight from S3 over TLS, decrypting it, without building the indexes
+  bigchaindb.rethinkdb.restore:
+    repository: s3://backups/rethinkdb
+    cluster: rethinkdb
+    s3_endpoint_url: https://s3.example.net
+    s3_region: eu-west-1
+    s3_credentials_file: /etc/rethinkdb/s3-credentials
+    s3_profile: backups
+    s3_ca_bundle: /etc/ssl/certs/example-ca.pem
     set_id: "{{ chosen.set.set_id }}"
     part: "{{ chosen.manifest.parts[0] }}"
     identity_file: /run/rethinkdb-restore/identity.txt
     create_indexes: false
     clients: 6
     hard_durability: true
+    login_host: db1.example.org
+    login_port: 28015
+    login_user: admin
+    login_password: "{{ lookup('ansible.builtin.file', '/etc/rethinkdb/admin-password') }}"
+    tls_ca_file: /etc/rethinkdb/ca.pem
+    connect_timeout: 10
+  delegate_to: localhost
+  run_once: true
 '''
 
 RETURN = r'''
@@ -231,20 +253,22 @@ rc:
   description: The tool's exit status.
   returned: when the tool failed
   type: int
+  sample: 1
 stdout:
   description: The tool's output, progress bars reduced to their last state.
   returned: when the tool failed
   type: str
+  sample: "[========================================] 100%\n3000 rows imported to 1 table\n"
 stderr:
   description: The tool's error output, without Python tracebacks.
   returned: when the tool failed
   type: str
+  sample: "Error: Could not connect to localhost:28015"
 '''
 
 import contextlib
 import os
 import re
-import shutil
 import tempfile
 import time
 
@@ -253,7 +277,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import encryption
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.dump_archive import GZIP, DumpArchiveError, prove_dump
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.encryption import PYRAGE_IMPORT_ERROR, EncryptionError, decrypting
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.files import CHUNK_BYTES
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.files import CHUNK_BYTES, free_bytes
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository import (
     MissingLibraryError, RepositoryError, part_source, repository_argument_spec)
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.streams import HashingReader, StreamError
@@ -345,7 +369,7 @@ def chosen_tables(module, archive) -> list:
 def check_free_space(module, archive, names: list, unpack_parent: str) -> None:
     """Fail unless the unpack directory has room for the chosen tables, uncompressed."""
     needed = sum(archive.tables[name].raw_bytes for name in names)
-    free = shutil.disk_usage(unpack_parent).free
+    free = free_bytes(unpack_parent)
     if free < needed:
         module.fail_json(msg='Not enough space in %s to unpack the archive: it needs %d bytes, %d are free; %s.'
                          % (unpack_parent, needed, free, OUT_OF_SPACE_ADVICE))

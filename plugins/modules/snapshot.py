@@ -139,6 +139,22 @@ author:
 '''
 
 EXAMPLES = r'''
+- name: Begin a snapshot set in the repository
+  bigchaindb.rethinkdb.catalog:
+    repository: s3://backups/rethinkdb
+    cluster: rethinkdb
+    operation: begin
+    method: snapshot
+  delegate_to: localhost
+  run_once: true
+  register: begun
+
+- name: Agree on the instant, five seconds from now, and the set's id
+  ansible.builtin.set_fact:
+    barrier_at: "{{ now(utc=true).timestamp() + 5 }}"
+    set_id: "{{ begun.set_id }}"
+  run_once: true
+
 - name: Take the snapshot on every node at the same instant
   bigchaindb.rethinkdb.snapshot:
     state: present
@@ -161,6 +177,9 @@ EXAMPLES = r'''
     s3_credentials_file: /etc/rethinkdb/s3-credentials
     server: "{{ inventory_hostname }}"
     recipients: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]
+    s3_region: eu-west-1
+    s3_profile: backups
+    s3_ca_bundle: /etc/ssl/certs/example-ca.pem
     level: 1
     threads: 4
   register: archived

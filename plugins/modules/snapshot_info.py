@@ -56,7 +56,7 @@ EXAMPLES = r'''
   bigchaindb.rethinkdb.snapshot_info:
     data_dir: /var/lib/rethinkdb/default
     backend: btrfs
-    set_id: "{{ set_id }}"
+    set_id: 20261124T163000Z-snapshot-3f9a
     repository: path:/mnt/backups/rethinkdb
     cluster: rethinkdb
   register: preflight
@@ -76,6 +76,20 @@ EXAMPLES = r'''
     lvm_snapshot_size: 20%ORIGIN
     dest: /var/tmp/rethinkdb-backup/data.tar.zst
     min_free_bytes: 20000000000
+
+- name: Preflight stopping and starting by commands, with the parts written to S3
+  bigchaindb.rethinkdb.snapshot_info:
+    data_dir: /var/lib/rethinkdb/default
+    backend: stopped
+    stop_command: [/usr/local/bin/rethinkdb-ctl, stop]
+    start_command: [/usr/local/bin/rethinkdb-ctl, start]
+    repository: s3://backups/rethinkdb
+    cluster: rethinkdb
+    s3_endpoint_url: https://s3.example.net
+    s3_region: eu-west-1
+    s3_credentials_file: /etc/rethinkdb/s3-credentials
+    s3_profile: backups
+    s3_ca_bundle: /etc/ssl/certs/example-ca.pem
 '''
 
 RETURN = r'''
@@ -138,6 +152,11 @@ lock_message:
   description: Who holds the lock and how to break it, in one sentence (null without a lock).
   returned: always
   type: str
+  sample: >-
+    Backup set 20261124T163000Z-snapshot-3f9a holds the lock /var/lib/rethinkdb/default.backup-lock (taken by
+    ansible-playbook pid 4242 on ops1 at 2026-11-24T16:30:00Z, until 2026-11-25T04:30:00Z). If that run no longer
+    runs, a backup breaks it once it expires, or at once with backup_break_lock=true (the role), or release it with
+    state=absent and set_id=20261124T163000Z-snapshot-3f9a.
 backend:
   description: The backend checked.
   returned: always
@@ -147,6 +166,8 @@ snapshot:
   description: What the backend would take, for example the btrfs snapshot path; null when it cannot serve.
   returned: always
   type: dict
+  sample: {"subvolume": "/srv/rethinkdb", "snapshot": "/srv/rethinkdb/default.snapshot-20261124T163000Z-snapshot-3f9a",
+           "read_path": "/srv/rethinkdb/default.snapshot-20261124T163000Z-snapshot-3f9a/default"}
 '''
 
 import os

@@ -50,8 +50,8 @@ def rot(made: dict) -> None:
 @pytest.fixture(name='catalog')
 def fixture_catalog(tmp_path):
     inventory = tmp_path / 'inventory.yml'
-    inventory.write_text(yaml.safe_dump({'all': {'hosts': {'controller': {'ansible_connection': 'local',
-                                                                           'ansible_python_interpreter': sys.executable}}}}))
+    controller = {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable}
+    inventory.write_text(yaml.safe_dump({'all': {'hosts': {'controller': controller}}}))
     repository = LocalRepository(str(tmp_path / 'backups'))
     ansible = Ansible(tmp_path, inventory)
 

@@ -294,5 +294,3 @@ def test_running_out_of_space_when_writing_the_archive_is_one_line(cluster, tool
     assert result['msg'] == ('Cannot write the archive: No space left on device; free some space there, or choose another dest '
                              'or temp_dir.')
     assert os.listdir(str(backups)) == []
-
-
