@@ -40,13 +40,17 @@ def _is_playbook(pid: int) -> bool:
 
 
 def playbook_pid() -> int:
-    """The ansible-playbook process this one runs under (Ansible's workers are its children), else this one."""
+    """The ansible-playbook process this one runs under, else this one: the outermost of the ancestors that run
+    it, since Ansible's workers are forks of it with its command line, and end with their task."""
     pid = os.getpid()
+    found = None
     while pid and pid > 1:
         if _is_playbook(pid):
-            return pid
+            found = pid
+        elif found:
+            break
         pid = _parent(pid)
-    return os.getpid()
+    return found or os.getpid()
 
 
 def describe_run() -> dict:

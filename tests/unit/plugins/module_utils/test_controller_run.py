@@ -70,6 +70,22 @@ def test_describe_run_under_ansible_playbook_names_the_playbook_process(tmp_path
     assert json.loads(described)['pid'] == int(playbook_pid)
 
 
+def test_describe_run_in_a_forked_worker_names_the_playbook_process(tmp_path):
+    """Ansible forks its workers, which keep ansible-playbook's command line and end with their task: the run is
+    the process they were forked from."""
+    playbook = tmp_path / 'ansible-playbook'
+    playbook.write_text('import json, os, sys\nprint(os.getpid(), flush=True)\nworker = os.fork()\nif worker == 0:\n'
+                        '    from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.controller_run import describe_run\n'
+                        '    print(os.getpid(), json.dumps(describe_run()), flush=True)\n    os._exit(0)\nos.waitpid(worker, 0)\n')
+
+    finished = subprocess.run([sys.executable, str(playbook)], capture_output=True, text=True, timeout=60, check=True, env=environment())
+
+    playbook_pid, worker_line = finished.stdout.splitlines()
+    worker_pid, described = worker_line.split(' ', 1)
+    assert worker_pid != playbook_pid
+    assert json.loads(described)['pid'] == int(playbook_pid)
+
+
 def test_a_run_that_still_runs_is_alive_and_gone_once_it_ended(described_child):
     child, run = described_child
 
