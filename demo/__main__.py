@@ -11,6 +11,7 @@ otherwise), each after damaging the data, with the cluster's facts before and af
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ import yaml
 from rethinkdb import RethinkDB
 
 from tests.harness import bigchaindb_data, loopfs, stop_server
-from tests.harness.cluster import Cluster
+from tests.harness.cluster import Cluster, server_binary
 
 REPO = Path(__file__).resolve().parents[1]
 ROOT = REPO / '.build' / 'demo'
@@ -114,8 +115,12 @@ def run_demo(cluster: Cluster, backend: str) -> None:
     damage(cluster, 'delete 100 blocks')
     playbook(inventory, 'bigchaindb.rethinkdb.restore', '-e', "set=[?method=='snapshot']")
 
-    banner("The cluster's facts after both restores, and the backup catalogue")
-    playbook(inventory, 'bigchaindb.rethinkdb.verify')
+    banner("The cluster's facts after both restores, the backup catalogue, and a restore rehearsal of the newest set in a "
+           "scratch cluster, with the BigchainDB chain check's report")
+    rehearsal = dict(rethinkdb_binary=server_binary(), rethinkdb_rehearsal_dir=str(ROOT / 'rehearsals'),
+                     rethinkdb_rehearsal_metrics_file=str(ROOT / 'rehearsal.prom'),
+                     bigchaindb_federation_keys=[bigchaindb_data.Signer(0, 'node', index).public_key for index in range(bigchaindb_data.DEFAULT_VOTERS)])
+    playbook(inventory, 'bigchaindb.rethinkdb.verify', '-e', json.dumps(rehearsal))
 
 
 def main() -> None:

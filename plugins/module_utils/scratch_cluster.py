@@ -17,7 +17,7 @@ import time
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import scratch_keeper
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.files import write_json_atomic
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.rethinkdb import ReqlError, connect_failure, error_text
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import Commands, SnapshotError
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import Commands
 
 try:
     from rethinkdb import RethinkDB

@@ -10,14 +10,14 @@ short_description: Save the BigchainDB blocks and votes that hold a client's tra
 version_added: 0.3.0
 description:
   - A BigchainDB client keeps its own copy of what concerns it, with its own credentials (a user that may read
-    the C(bigchain) and C(votes) tables): the blocks that hold the transactions O(transaction_ids) (index
+    the C(bigchain) and C(votes) tables), namely the blocks that hold the transactions O(transaction_ids) (index
     C(transaction_id)), the blocks with an output to one of O(public_keys) (index C(outputs)) and those that spend
     such an output (index C(inputs)), and every vote on those blocks (index C(block_and_voter)).
   - Writes them as a client set, the directory O(dest), C(rethinkdb_dump.tar.gz) (the layout of C(rethinkdb dump),
     so that M(bigchaindb.rethinkdb.restore) loads it and M(bigchaindb.rethinkdb.chain_check) checks it) and
     C(client-set.json) (what was asked, what was found for each, the blocks saved, the archive's size and sha256).
   - The set is written to C(<dest>.writing) and renamed to O(dest) once complete, so O(dest) is complete or absent.
-  - Signatures make the set verifiable: blocks are signed by federation nodes and votes by the nodes that cast
+  - Signatures make the set verifiable; blocks are signed by federation nodes and votes by the nodes that cast
     them. The C(bigchaindb.rethinkdb.client_backup) playbook runs the chain check on the new set, and
     C(bigchaindb.rethinkdb.client_merge) merges several sets into an empty cluster and names the blocks that
     the votes link to but no set holds.

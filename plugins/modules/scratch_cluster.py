@@ -39,7 +39,7 @@ options:
     required: true
   name:
     description:
-      - The scratch cluster's name, its subdirectory of O(directory): letters, digits, C(_), C(.) and C(-).
+      - The scratch cluster's name, its subdirectory of O(directory), of letters, digits, C(_), C(.) and C(-).
     type: str
     required: true
   servers:

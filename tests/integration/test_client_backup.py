@@ -71,8 +71,8 @@ def test_client_sets_are_verified_and_merged_naming_the_blocks_still_missing(clu
                if blocks_of_key(blocks, user.public_key) and not blocks_of_key(blocks, user.public_key) & damaged)
     ansible = Ansible(tmp_path, write_inventory(source, tmp_path / 'inventory.yml'))
 
-    by_transaction = ansible.playbook(CLIENT_BACKUP, client_vars(source, tmp_path, dest=str(tmp_path / 'set-a'),
-                                                                  transaction_ids=asked_transactions + [UNKNOWN_TRANSACTION]))
+    asked_a = client_vars(source, tmp_path, dest=str(tmp_path / 'set-a'), transaction_ids=asked_transactions + [UNKNOWN_TRANSACTION])
+    by_transaction = ansible.playbook(CLIENT_BACKUP, asked_a)
     by_key = ansible.playbook(CLIENT_BACKUP, client_vars(source, tmp_path, dest=str(tmp_path / 'set-b'), public_keys=[key]))
     altered = ansible.playbook(CLIENT_BACKUP, client_vars(source, tmp_path, dest=str(tmp_path / 'set-c'),
                                                           transaction_ids=[tampering.changed['altered_transaction']['transaction']]), expect_rc=2)
@@ -80,8 +80,8 @@ def test_client_sets_are_verified_and_merged_naming_the_blocks_still_missing(clu
     record_a = json.loads((tmp_path / 'set-a' / 'client-set.json').read_text())
     set_a = {by_height[3]['id'], by_height[30]['id']}
     assert record_a['asked'] == dict(transaction_ids=asked_transactions + [UNKNOWN_TRANSACTION], public_keys=[])
-    assert record_a['found']['transaction_ids'] == {asked_transactions[0]: [by_height[3]['id']], asked_transactions[1]: [by_height[30]['id']],
-                                                   UNKNOWN_TRANSACTION: []}
+    assert record_a['found']['transaction_ids'] == {
+        asked_transactions[0]: [by_height[3]['id']], asked_transactions[1]: [by_height[30]['id']], UNKNOWN_TRANSACTION: []}
     assert record_a['not_found'] == dict(transaction_ids=[UNKNOWN_TRANSACTION], public_keys=[])
     assert record_a['blocks'] == sorted(set_a)
     assert record_a['tables'][1] == dict(db='bigchain', name='votes', documents=6)

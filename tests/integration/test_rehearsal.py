@@ -21,7 +21,6 @@ import sys
 import tarfile
 from pathlib import Path
 
-import pytest
 from rethinkdb import RethinkDB
 
 from tests.harness import bigchaindb_data
