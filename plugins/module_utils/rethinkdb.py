@@ -29,8 +29,9 @@ LOGIN_MUTUALLY_EXCLUSIVE = [('login_password', 'login_password_file')]
 # Run options that keep ReQL pseudo-types as plain JSON, so results can be returned to Ansible.
 RAW_FORMATS = {'time_format': 'raw', 'binary_format': 'raw'}
 
-# The driver starts its connection errors with the address, which our message already names.
-_DRIVER_CONNECT_PREFIX = re.compile(r'^Could not connect to \S+?[,.]\s*(Error:\s*)?')
+# The driver starts its connection errors with host:port, which our message already names (an IPv4 address holds
+# dots, so the port ends it).
+_DRIVER_CONNECT_PREFIX = re.compile(r'^Could not connect to \S+:\d+[,.]\s*(Error:\s*)?')
 
 
 def rethinkdb_common_argument_spec() -> dict:
