@@ -21,9 +21,11 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base
 
 try:
     from rethinkdb import RethinkDB
+    from rethinkdb.errors import ReqlAuthError
 except ImportError:
     # The modules check for the driver (ensure_driver) before they start servers.
     RethinkDB = None
+    ReqlAuthError = ReqlError
 
 NAME_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
 PASSWORD_FILE = 'admin-password'
@@ -176,7 +178,7 @@ def launch(commands: Commands, scratch: Scratch, servers: list, ports: dict, opt
     """Start every server as a daemon and wait until each has written its pid file."""
     for server in servers:
         argv = server_argv(options['binary'], scratch, server, ports, options['bind'], options['cache_size'], fresh)
-        commands.run(argv, 'start scratch server %s (log: %s)' % (server, log_tail(scratch, server)))
+        commands.run(argv, 'start scratch server %s' % server)
     deadline = time.monotonic() + LAUNCH_SECONDS
     while True:
         running = scratch_keeper.server_pids(scratch.path)
@@ -215,11 +217,11 @@ def wait_connected(r, scratch: Scratch, servers: list, ports: dict, login: dict,
                     ids[server] = own['id']
                     break
                 last_problem = 'it sees %s' % ', '.join(sorted(seen))
+            except ReqlAuthError as exc:
+                raise ScratchError('Cannot log in to scratch server %s as %s: %s; give the password that user had in the backed-up '
+                                   'cluster.' % (server, login['user'], connect_failure(exc)))
             except ReqlError as exc:
                 last_problem = connect_failure(exc)
-                if 'password' in last_problem.lower() or 'authentication' in last_problem.lower():
-                    raise ScratchError('Cannot log in to scratch server %s as %s: %s; give the admin password of the backed-up '
-                                       'cluster.' % (server, login['user'], last_problem))
             except OSError as exc:
                 last_problem = exc.strerror or str(exc)
             if time.monotonic() >= deadline:

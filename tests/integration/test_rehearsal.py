@@ -157,15 +157,15 @@ def failures_named(outcome: dict) -> dict:
     return dict((kind, entry['ids']) for kind, entry in outcome['failures'].items())
 
 
-def assert_tampering_found(report: dict, tampering: bigchaindb_data.Tampering, sources=('chain',)) -> None:
-    """The tampered chain fails with every change named, the clean chain passes, and so the rehearsal fails."""
+def assert_tampering_found(report: dict, tampering: bigchaindb_data.Tampering, sources: dict) -> None:
+    """The tampered chain fails with every change named, the clean chain passes, and so the rehearsal fails.
+    sources: the report's keys of the chain checks (chain, chain_archive) and how its problems name them."""
     for source in sources:
         assert failures_named(report[source]['bigchain']) == tampering.expected_failures(), source
         assert report[source]['clean']['ok'] is True and report[source]['clean']['failures'] == {}, source
         assert report[source]['clean']['counts']['blocks'] == BLOCKS
     assert report['ok'] is False
-    assert report['problems'] == ['chain bigchain (%s): 12 failure(s)' % label
-                                  for label in ('scratch cluster', 'archive') if ('chain' if label == 'scratch cluster' else 'chain_archive') in sources]
+    assert report['problems'] == ['chain bigchain (%s): 12 failure(s)' % label for label in sources.values()]
 
 
 def test_a_dump_set_rehearsal_passes_for_a_clean_chain_and_names_every_tampering(cluster_factory, tmp_path):
@@ -199,7 +199,7 @@ def test_a_dump_set_rehearsal_passes_for_a_clean_chain_and_names_every_tampering
     failed = ansible.playbook(VERIFY, dict(restore_rehearsal_databases=['bigchain', 'clean']), expect_rc=2)
 
     report = report_of(failed)
-    assert_tampering_found(report, tampering, sources=('chain', 'chain_archive'))
+    assert_tampering_found(report, tampering, dict(chain='scratch cluster', chain_archive='archive'))
     assert [entry[0] for entry in failed.failures()] == ['Check that the rehearsal passed']
     assert 'The restore rehearsal of %s failed: chain bigchain (scratch cluster): 12 failure(s)' % report['set_id'] in failed.failures()[0][2]
     samples = metrics(metrics_file)
@@ -282,6 +282,7 @@ def test_a_rehearsal_killed_halfway_is_removed_by_its_keeper_or_by_the_next_rehe
 
 @needs('losetup', 'mkfs.btrfs', 'btrfs')
 def test_a_snapshot_set_rehearsal_restores_every_server_and_names_every_tampering(tmp_path):
+    """First with a wrong password for the set's admin, which fails once the servers run; then as configured."""
     with contextlib.ExitStack() as mounted:
         data_dirs = {}
         for name in NODES:
@@ -297,13 +298,22 @@ def test_a_snapshot_set_rehearsal_restores_every_server_and_names_every_tamperin
         ansible.playbook(BACKUP, dict(method='snapshot', backend='btrfs', backup_barrier_delay=5))
         before = production_state(cluster)
 
+        refused = ansible.playbook(REHEARSAL_ONLY, dict(restore_rehearsal_password_file='', restore_rehearsal_password='not the set password'),
+                                   expect_rc=2)
+
+        report = report_of(refused)
+        assert report['failure'].startswith('Start the scratch servers from the restored data: Cannot log in to scratch server ')
+        assert 'as admin: Wrong password; give the password that user had in the backed-up cluster.' in report['failure']
+        assert report['scratch']['removed'] is True and sorted(report['scratch']['stopped']) == list(NODES)
+        assert_nothing_left(tmp_path / 'rehearsals', [])
+
         failed = ansible.playbook(VERIFY, dict(restore_rehearsal_databases=['bigchain', 'clean']), expect_rc=2)
 
         report = report_of(failed)
         assert report['method'] == 'snapshot'
         assert sorted(server['name'] for server in report['scratch']['servers']) == list(NODES)
         assert all(check['ok'] for check in report['counts']) and len(report['counts']) == 6
-        assert_tampering_found(report, tampering)
+        assert_tampering_found(report, tampering, dict(chain='scratch cluster'))
         assert report['chain_archive'] == {}
         assert report['scratch']['removed'] is True and sorted(report['scratch']['stopped']) == list(NODES)
         assert_nothing_left(tmp_path / 'rehearsals', scratch_ports(report))
