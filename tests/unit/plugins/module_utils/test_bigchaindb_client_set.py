@@ -118,7 +118,7 @@ def test_an_existing_dest_is_refused_and_a_failed_write_leaves_nothing(chain, tm
         raise OSError(28, 'No space left on device')
 
     monkeypatch.setattr(bigchaindb_client_set, 'write_json_atomic', no_room)
+    empty = dict(blocks=[], votes=[], infos=dict(bigchain=INFO, votes=INFO), found={}, not_found={})
     with pytest.raises(OSError):
-        write_client_set(str(tmp_path / 'second'), 'bigchain', {}, dict(blocks=[], votes=[], infos=dict(bigchain=INFO, votes=INFO), found={},
-                                                                          not_found={}), {})
+        write_client_set(str(tmp_path / 'second'), 'bigchain', {}, empty, {})
     assert sorted(path.name for path in Path(tmp_path).iterdir()) == ['wallet']

@@ -22,7 +22,8 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base
 from tests.unit.plugins.conftest import real_run
 
 # A stand-in server: names its data directory on its command line, and ignores SIGTERM when told to.
-SERVER = 'import signal, sys, time\nif sys.argv[2] == "stubborn":\n    signal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint("up", flush=True)\ntime.sleep(600)\n'
+SERVER = ('import signal, sys, time\nif sys.argv[2] == "stubborn":\n    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n'
+          'print("up", flush=True)\ntime.sleep(600)\n')
 
 
 class Servers:
