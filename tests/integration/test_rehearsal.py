@@ -196,7 +196,7 @@ def test_a_dump_set_rehearsal_passes_for_a_clean_chain_and_names_every_tampering
     assert samples['rethinkdb_backup_rehearsal_failures{cluster="rethinkdb",db="clean",source="cluster",kind="block_id"}'] == '0'
     assert_nothing_left(rehearsal_dir, scratch_ports(report))
 
-    failed = ansible.playbook(VERIFY, dict(restore_rehearsal_databases=['bigchain', 'clean']), expect_rc=2)
+    failed = ansible.playbook(REHEARSAL_ONLY, dict(restore_rehearsal_databases=['bigchain', 'clean']), expect_rc=2)
 
     report = report_of(failed)
     assert_tampering_found(report, tampering, dict(chain='scratch cluster', chain_archive='archive'))
@@ -249,7 +249,7 @@ def test_a_rehearsal_killed_halfway_is_removed_by_its_keeper_or_by_the_next_rehe
     dump_set(cluster, ansible, tmp_path / 'backups', CHAIN_TABLES)
     rehearsal_dir = tmp_path / 'rehearsals'
 
-    killed = run_interrupted(ansible, VERIFY, dict(restore_rehearsal_databases=['clean']), before_task=COUNT_TASK)
+    killed = run_interrupted(ansible, REHEARSAL_ONLY, dict(restore_rehearsal_databases=['clean']), before_task=COUNT_TASK)
 
     [server] = killed.result(START_TASK)['servers']
     wait_for(lambda: scratch_processes(rehearsal_dir) == [], timeout=30)
@@ -262,14 +262,14 @@ def test_a_rehearsal_killed_halfway_is_removed_by_its_keeper_or_by_the_next_rehe
         os.kill(record['keeper']['pid'], signal.SIGKILL)
         kill_tree(record['run']['pid'])
 
-    orphaned = run_with_fault(ansible, VERIFY, dict(restore_rehearsal_databases=['clean']), COUNT_TASK, orphan)
+    orphaned = run_with_fault(ansible, REHEARSAL_ONLY, dict(restore_rehearsal_databases=['clean']), COUNT_TASK, orphan)
 
     assert orphaned.rc == -signal.SIGKILL
     record = keeper_of(rehearsal_dir)
     ports = [port for server_ports in record['ports'].values() for port in server_ports.values()]
     assert all(listening(port) for port in ports), 'the scratch server outlived its controller and keeper'
 
-    next_run = ansible.playbook(VERIFY, dict(restore_rehearsal_databases=['clean']))
+    next_run = ansible.playbook(REHEARSAL_ONLY, dict(restore_rehearsal_databases=['clean']))
 
     [cleared] = next_run.result(LEFTOVERS_TASK)['results']
     assert (cleared['item'], cleared['stopped'], cleared['killed']) == (record['name'], ['rehearsal'], [])
