@@ -17,8 +17,9 @@ STEPS = (('choose', 'chosen'), ('restore', 'restored'), ('wait_ready', 'ready'),
 
 def scratch_leftovers(clusters: list) -> list:
     """The names of the scratch clusters (a scratch_cluster_info listing) to remove before a rehearsal: those
-    whose controller run is gone (tested on this controller) or whose lifetime is over."""
-    return [cluster['name'] for cluster in clusters if cluster['expired'] or run_state(cluster.get('run')) == 'gone']
+    whose controller run is gone (tested on this controller) or whose lifetime is over. A directory without the
+    record of a scratch cluster is not one."""
+    return [cluster['name'] for cluster in clusters if cluster['recorded'] and (cluster['expired'] or run_state(cluster.get('run')) == 'gone')]
 
 
 def chain_outcomes(loop_result: dict) -> dict:

@@ -292,7 +292,7 @@ def listing(directory: str) -> list:
         if not os.path.isdir(path) or not NAME_RE.fullmatch(name):
             continue
         record = scratch_keeper.read_record(os.path.join(path, scratch_keeper.RUN_FILE)) or {}
-        clusters.append(dict(name=name, path=path, run=record.get('run'), servers=record.get('servers', []),
+        clusters.append(dict(name=name, path=path, recorded=record.get('path') == path, run=record.get('run'), servers=record.get('servers', []),
                              created_at=record.get('created_at'), expires_at=record.get('expires_at'),
                              expired=now >= record.get('expires_at', 0), ports=record.get('ports', {}),
                              running=sorted(scratch_keeper.server_pids(path)), keeper_running=scratch_keeper.is_process(record.get('keeper'))))

@@ -138,10 +138,11 @@ def due(record: dict | None, now: float) -> bool:
 
 
 def watch(scratch: str) -> None:
-    """The keeper's loop: remove the scratch cluster when it is due; end once its directory is gone."""
+    """The keeper's loop: remove the scratch cluster when it is due; end once it is gone."""
     while True:
         record = read_record(os.path.join(scratch, RUN_FILE))
-        if record is None and not os.path.isdir(scratch):
+        if record is None:
+            # Written before the keeper starts and replaced atomically: gone with the scratch cluster.
             return
         if due(record, time.time()):
             remove(scratch)

@@ -24,7 +24,7 @@ description:
     server its data directory says it is, and sees all others connected, and writes the admin password to a
     file only its owner can read. RV(login) is what the modules of the collection need to log in to it.
   - O(state=absent) ends the keeper, stops the servers (SIGTERM, SIGKILL after 30 seconds) and removes the
-    directory.
+    directory. A directory without the record of a scratch cluster made there is refused, and left alone.
 options:
   state:
     description:
@@ -287,6 +287,9 @@ def make_started(module, scratch: Scratch) -> dict:
 def make_absent(scratch: Scratch) -> dict:
     if not os.path.lexists(scratch.path):
         return dict(changed=False, stopped=[], killed=[])
+    if (scratch.record() or {}).get('path') != scratch.path:
+        raise ScratchError('%s is not a scratch cluster (it has no record of one, %s): nothing was removed; remove it by hand if it '
+                           'is what a rehearsal left.' % (scratch.path, scratch.run_file))
     scratch_keeper.end_keeper(scratch.path)
     removed = scratch_keeper.remove(scratch.path)
     if not removed['removed']:

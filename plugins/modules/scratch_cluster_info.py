@@ -12,7 +12,8 @@ description:
   - Lists the scratch clusters that M(bigchaindb.rethinkdb.scratch_cluster) made under O(directory), with the
     controller run that made each, when it expires, and which of its servers and its keeper still run.
   - The C(restore) role's rehearsal removes, before it makes its own, those whose run is gone (tested on the
-    controller) or whose lifetime is over, which a rehearsal killed with its controller leaves.
+    controller) or whose lifetime is over, which a rehearsal killed with its controller leaves; a directory
+    without the record of a scratch cluster is left alone.
 options:
   directory:
     description:
@@ -59,6 +60,9 @@ clusters:
     path:
       description: Its directory.
       type: str
+    recorded:
+      description: Whether it holds the record of a scratch cluster made there (without one it is never removed).
+      type: bool
     run:
       description: The controller run that made it (host, boot, process); null when its record is missing.
       type: dict
@@ -88,6 +92,7 @@ clusters:
   sample:
     - name: 20261202T051500Z-a1b2
       path: /var/tmp/bigchaindb-rethinkdb-rehearsal/20261202T051500Z-a1b2
+      recorded: true
       run: {host: controller, boot_id: 0b5c..., pid: 4242, start_ticks: 123456}
       servers: [node1, node2, node3]
       created_at: 1796187300.5

@@ -44,11 +44,11 @@ def test_scratch_leftovers_are_those_whose_run_is_gone_or_that_expired():
     alive = describe_run()
     gone = dict(alive, boot_id='an earlier boot')
     elsewhere = dict(alive, host='another-controller')
-    clusters = [dict(name='mine', run=alive, expired=False), dict(name='killed', run=gone, expired=False),
-                dict(name='remote', run=elsewhere, expired=False), dict(name='old', run=elsewhere, expired=True),
-                dict(name='unrecorded', run=None, expired=True)]
+    clusters = [dict(name='mine', recorded=True, run=alive, expired=False), dict(name='killed', recorded=True, run=gone, expired=False),
+                dict(name='remote', recorded=True, run=elsewhere, expired=False), dict(name='old', recorded=True, run=elsewhere, expired=True),
+                dict(name='unrecorded', recorded=False, run=None, expired=True)]
 
-    assert FILTERS['scratch_leftovers'](clusters) == ['killed', 'old', 'unrecorded']
+    assert FILTERS['scratch_leftovers'](clusters) == ['killed', 'old']
 
 
 def test_chain_outcomes_keep_the_failures_found_and_leave_skipped_databases_out():

@@ -81,8 +81,8 @@ def test_listing_names_each_scratch_cluster_with_its_run_and_whether_it_expired(
 
     clusters = listing(str(directory))
 
-    assert [(cluster['name'], cluster['expired'], cluster['run'], cluster['running'], cluster['keeper_running']) for cluster in clusters] == [
-        ('r1', False, RUN, [], False), ('r2', True, RUN, [], False), ('r3', True, None, [], False)]
+    assert [(cluster['name'], cluster['recorded'], cluster['expired'], cluster['run'], cluster['running'], cluster['keeper_running'])
+            for cluster in clusters] == [('r1', True, False, RUN, [], False), ('r2', True, True, RUN, [], False), ('r3', False, True, None, [], False)]
     assert listing(str(tmp_path / 'nowhere')) == []
 
 
