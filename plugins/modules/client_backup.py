@@ -78,6 +78,18 @@ EXAMPLES = r'''
     public_keys: [3pbxpD6U7P1CjURzvT1WCKpBqERUAqT3uPmrk6kyn5Kz]
     dest: /srv/wallet-backups/2026-12-02
   register: saved
+
+- name: Save a key's blocks from a node reached over TLS, the password from a vault
+  bigchaindb.rethinkdb.client_backup:
+    login_host: bigchaindb1.example.net
+    login_port: 28015
+    login_user: wallet
+    login_password: "{{ vault_wallet_rethinkdb_password }}"
+    tls_ca_file: /etc/ssl/certs/bigchaindb-ca.pem
+    connect_timeout: 10
+    db: bigchain
+    public_keys: "{{ saved.found.public_keys | list }}"
+    dest: /srv/wallet-backups/2026-12-02-tls
 '''
 
 RETURN = r'''
@@ -101,10 +113,12 @@ blocks:
   returned: always
   type: list
   elements: str
+  sample: [3c0b5a4b0e1f8e2d9c7a6b5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f]
 votes:
   description: How many votes were saved.
   returned: always
   type: int
+  sample: 3
 found:
   description: For each transaction id, the ids of the blocks that hold it; for each public key, C(received_in)
     and C(spent_in), the blocks with an output to it and those that spend one.
@@ -125,7 +139,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.bigchaindb_client_set import ClientSetError, collect, write_client_set
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.driver_tools import NAME_PATTERN
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.dump_archive import NAME_PATTERN
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.rethinkdb import (
     LOGIN_MUTUALLY_EXCLUSIVE,
     ReqlError,

@@ -124,6 +124,7 @@ EXAMPLES = r'''
     name: 20261202T051500Z-a1b2
     servers: [node1, node2, node3]
     run: "{{ lookup('bigchaindb.rethinkdb.controller_run') }}"
+    lifetime: 7200
 
 - name: Start it once every data directory is staged
   bigchaindb.rethinkdb.scratch_cluster:
@@ -133,7 +134,10 @@ EXAMPLES = r'''
     servers: [node1, node2, node3]
     binary: [/usr/bin/rethinkdb]
     cache_size: 256
+    bind: 127.0.0.1
+    login_user: admin
     login_password_file: /var/tmp/bigchaindb-rethinkdb-rehearsal/20261202T051500Z-a1b2/set-password
+    wait_timeout: 300
   register: scratch
 
 - name: Count its documents
@@ -141,6 +145,14 @@ EXAMPLES = r'''
     count: true
   module_defaults:
     group/bigchaindb.rethinkdb.rethinkdb: "{{ scratch.login }}"
+
+- name: Or start one server of a set whose admin password is in a vault
+  bigchaindb.rethinkdb.scratch_cluster:
+    state: started
+    directory: /var/tmp/bigchaindb-rethinkdb-rehearsal
+    name: 20261202T051500Z-c3d4
+    servers: [node1]
+    login_password: "{{ vault_rethinkdb_admin_password }}"
 
 - name: Stop and remove it
   bigchaindb.rethinkdb.scratch_cluster:
@@ -165,19 +177,25 @@ keeper:
   description: The keeper process (C(pid), C(start_ticks)).
   returned: when state is present
   type: dict
+  sample: {pid: 41822, start_ticks: 9183422}
 expires_at:
   description: When the keeper removes the cluster at the latest, in seconds since the epoch.
   returned: when state is present
   type: float
+  sample: 1796188500.25
 servers:
   description: Each server, started, with C(name), C(id), C(pid), C(driver_port), C(cluster_port), C(data_dir) and C(log_file).
   returned: when state is started
   type: list
   elements: dict
+  sample: [{name: node1, id: 6c7b1f4e-2f0e-4e65-9b6a-0a1d2c3e4f50, pid: 41830, driver_port: 41235, cluster_port: 41236,
+            data_dir: /var/tmp/bigchaindb-rethinkdb-rehearsal/20261202T051500Z-a1b2/node1/data,
+            log_file: /var/tmp/bigchaindb-rethinkdb-rehearsal/20261202T051500Z-a1b2/node1/log.txt}]
 restored:
   description: Whether the servers started from data directories restored from a set (else empty).
   returned: when state is started
   type: bool
+  sample: true
 login:
   description: The login options of the collection's modules for this cluster (C(login_host), C(login_port),
     C(login_user), C(login_password_file)).
@@ -189,16 +207,19 @@ seconds:
   description: How long the step took.
   returned: always
   type: float
+  sample: 4.812
 stopped:
   description: The servers that were running and were stopped.
   returned: when state is absent
   type: list
   elements: str
+  sample: [node1, node2, node3]
 killed:
   description: The servers that did not stop within 30 seconds and were killed.
   returned: when state is absent
   type: list
   elements: str
+  sample: []
 '''
 
 import os

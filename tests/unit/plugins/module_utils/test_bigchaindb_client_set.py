@@ -13,7 +13,7 @@ import pytest
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import bigchaindb_client_set
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.bigchaindb_chain import Options, check_archive
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.bigchaindb_client_set import ClientSetError, collect, write_client_set
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.driver_tools import read_dump_archive
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.dump_archive import read_dump_archive
 from tests.harness import bigchaindb_data as sample
 from tests.unit.plugins.fake_reql import FakeR, names
 
