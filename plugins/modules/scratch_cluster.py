@@ -190,7 +190,7 @@ servers:
   elements: dict
   sample: [{name: node1, id: 6c7b1f4e-2f0e-4e65-9b6a-0a1d2c3e4f50, pid: 41830, driver_port: 41235, cluster_port: 41236,
             data_dir: /var/tmp/bigchaindb-rethinkdb-rehearsal/20261202T051500Z-a1b2/node1/data,
-            log_file: /var/tmp/bigchaindb-rethinkdb-rehearsal/20261202T051500Z-a1b2/node1/log.txt}]
+            log_file: /var/tmp/bigchaindb-rethinkdb-rehearsal/20261202T051500Z-a1b2/node1/server.log}]
 restored:
   description: Whether the servers started from data directories restored from a set (else empty).
   returned: when state is started
