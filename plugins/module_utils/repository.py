@@ -9,6 +9,10 @@ write to; they name a repository by a URL-like string:
   /srv/backups or controller:/srv/backups   a directory on the controller (nodes hand their parts over)
   path:/mnt/backups                         a directory every node and the controller mount at that path
   s3://bucket/prefix                        an S3-compatible object store
+
+Beside its sets, a cluster keeps chains of continuous backup (docs/continuous-backup.md) under
+`<cluster>/chains/<chain_id>/`: flat namespaces of objects, each written once and visible only when whole,
+which module_utils/chain_store gives their meaning.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ S3_URL_RE = re.compile(r's3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?
 STORED_STATES = ('committed', 'partial', 'failed', 'deleting')
 FAILED_MARKER = 'FAILED'
 RUN_RECORD = 'run.json'
+# Where a cluster's chains live, beside its sets.
+CHAINS_DIR = 'chains'
 
 
 class RepositoryError(Exception):
@@ -169,6 +175,33 @@ class Repository:
 
     def remove_leftovers(self, cluster: str, older_than: datetime.datetime) -> list[str]:
         """Remove what leftovers() lists; return what was removed."""
+        raise NotImplementedError
+
+    # --- chains: objects written once, each visible only when whole -----------------------------------------
+
+    def list_chains(self, cluster: str) -> list[str]:
+        """The ids of the cluster's chains (any name under <cluster>/chains/); empty when there is none."""
+        raise NotImplementedError
+
+    def chain_objects(self, cluster: str, chain: str) -> dict[str, int]:
+        """Every whole object of a chain, name (relative to the chain, '/' separated) to bytes, in one listing."""
+        raise NotImplementedError
+
+    def chain_object_writer(self, cluster: str, chain: str, name: str, exclusive: bool = False) -> PartWriter:
+        """A writer of one chain object, visible under its name only once finished. With exclusive, finish()
+        fails with RepositoryError when the name exists already (two writers of one chain: the second loses)."""
+        raise NotImplementedError
+
+    def read_chain_object(self, cluster: str, chain: str, name: str) -> bytes | None:
+        """A small chain object (a record), or None when it does not exist."""
+        raise NotImplementedError
+
+    def open_chain_object(self, cluster: str, chain: str, name: str):
+        """A chain object as a forward-only binary stream (read(), close()); RepositoryError when missing."""
+        raise NotImplementedError
+
+    def delete_chain_objects(self, cluster: str, chain: str, names: list[str]) -> None:
+        """Delete objects of a chain in the order given (missing ones are no error)."""
         raise NotImplementedError
 
 

@@ -7,18 +7,21 @@ the controller mount at the same path).
   <root>/<cluster>/<set_id>.partial/    being written (run.json says by whom); FAILED marks a failed run
   <root>/<cluster>/<set_id>.failed/     failed, where the FAILED marker could not be written (a full disk)
   <root>/<cluster>/<name>.deleting/     a prune that was interrupted; the next prune finishes it
-A part is written as `<path>.writing` and renamed once complete and fsynced.
+  <root>/<cluster>/chains/<chain>/      a chain's objects (segments/..., chain.json)
+A part, and a chain object, is written as `<path>.writing` and renamed once complete and fsynced (linked, for
+an exclusive chain object, so that an existing one is never replaced).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.files import CHUNK_BYTES, fsync_dir, write_json_atomic
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository import (
-    FAILED_MARKER, RUN_RECORD, PartStat, PartWriter, Repository, RepositoryError, StoredSet)
+    CHAINS_DIR, FAILED_MARKER, RUN_RECORD, PartStat, PartWriter, Repository, RepositoryError, StoredSet)
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import MANIFEST, is_set_id
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.streams import HashingReader
 
@@ -51,11 +54,12 @@ class FileWriter(PartWriter):
     wrote); with verify, it is read back once from the store (its cached pages dropped first) and its sha256
     compared, for a directory shared over the network."""
 
-    def __init__(self, path: str, hand_to_owner: bool = False, verify: bool = False):
+    def __init__(self, path: str, hand_to_owner: bool = False, verify: bool = False, exclusive: bool = False):
         super().__init__(path)
         self.path = path
         self._writing = path + WRITING_SUFFIX
         self._verify = verify
+        self._exclusive = exclusive
         directory = os.path.dirname(path)
         os.makedirs(directory, DIR_MODE, exist_ok=True)
         descriptor = os.open(self._writing, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
@@ -76,8 +80,21 @@ class FileWriter(PartWriter):
         self._file.close()
         if self._verify:
             self._read_back()
-        os.rename(self._writing, self.path)
+        if self._exclusive:
+            self._link_new()
+        else:
+            os.rename(self._writing, self.path)
         fsync_dir(os.path.dirname(self.path))
+
+    def _link_new(self) -> None:
+        """Put the file in place only if nothing is there yet (a link fails on an existing name; a rename would
+        replace it)."""
+        try:
+            os.link(self._writing, self.path)
+        except FileExistsError:
+            os.unlink(self._writing)
+            raise RepositoryError('%s exists already: another writer wrote it first' % self.path) from None
+        os.unlink(self._writing)
 
     def _read_back(self) -> None:
         descriptor = os.open(self._writing, os.O_RDONLY | os.O_CLOEXEC)
@@ -269,6 +286,81 @@ class LocalRepository(Repository):
 
     def remove_leftovers(self, cluster, older_than):
         return []
+
+    def _chain_dir(self, cluster: str, chain: str) -> str:
+        return os.path.join(self._cluster_dir(cluster), CHAINS_DIR, chain)
+
+    def _chain_file(self, cluster: str, chain: str, name: str) -> str:
+        if any(component in ('', '.', '..') for component in name.split('/')) or name.endswith(WRITING_SUFFIX):
+            raise RepositoryError('%s is not a plain name of a chain object' % name)
+        return os.path.join(self._chain_dir(cluster, chain), *name.split('/'))
+
+    def list_chains(self, cluster):
+        chains_dir = os.path.join(self._cluster_dir(cluster), CHAINS_DIR)
+        try:
+            with os.scandir(chains_dir) as entries:
+                return sorted(entry.name for entry in entries if entry.is_dir(follow_symlinks=False))
+        except FileNotFoundError:
+            return []
+
+    def chain_objects(self, cluster, chain):
+        chain_dir = self._chain_dir(cluster, chain)
+        found = {}
+        for parent, _subdirs, files in os.walk(chain_dir):
+            for name in files:
+                if name.endswith(WRITING_SUFFIX):
+                    continue
+                path = os.path.join(parent, name)
+                try:
+                    file_stat = os.lstat(path)
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISREG(file_stat.st_mode):
+                    found[os.path.relpath(path, chain_dir).replace(os.sep, '/')] = file_stat.st_size
+        return found
+
+    def chain_object_writer(self, cluster, chain, name, exclusive=False):
+        return FileWriter(self._chain_file(cluster, chain, name), verify=self.kind == 'path', exclusive=exclusive)
+
+    def read_chain_object(self, cluster, chain, name):
+        try:
+            with open(self._chain_file(cluster, chain, name), 'rb') as stream:
+                return stream.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise RepositoryError('%s of chain %s cannot be read: %s' % (name, chain, exc.strerror)) from None
+
+    def open_chain_object(self, cluster, chain, name):
+        try:
+            return open(self._chain_file(cluster, chain, name), 'rb', buffering=CHUNK_BYTES)
+        except OSError as exc:
+            raise RepositoryError('cannot read %s of chain %s: %s' % (name, chain, exc.strerror)) from None
+
+    def delete_chain_objects(self, cluster, chain, names):
+        directories = set()
+        for name in names:
+            path = self._chain_file(cluster, chain, name)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+            directories.add(os.path.dirname(path))
+        for directory in sorted(directories, key=len, reverse=True):
+            fsync_dir(directory)
+            _remove_if_empty(directory, self._cluster_dir(cluster))
+
+
+def _remove_if_empty(directory: str, stop: str) -> None:
+    """Remove a directory and its parents up to (not including) stop, as long as they are empty."""
+    while directory != stop and directory.startswith(stop + os.sep):
+        try:
+            os.rmdir(directory)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+                return
+            raise
+        directory = os.path.dirname(directory)
 
 
 def _files_bytes(directory: str) -> int:

@@ -7,6 +7,8 @@
   <prefix>/<cluster>/<set_id>/manifest.json   the commit marker, written last with one PutObject
   <prefix>/<cluster>/<set_id>/FAILED          the run that wrote the set failed (mark_failed)
   <prefix>/<cluster>/<set_id>/DELETING        a prune is deleting the set; the next prune finishes it
+  <prefix>/<cluster>/chains/<chain>/<name>    a chain's objects, each one PutObject (with If-None-Match: * when
+                                              exclusive, so that an existing one is never replaced)
 
 An object appears whole or not at all, so a set's state is which of those names it holds, and a part being
 uploaded is invisible (an upload in progress, which leftovers() finds) until it is complete. Every object is
@@ -36,7 +38,7 @@ import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository import (
-    FAILED_MARKER, RUN_RECORD, S3_URL_RE, MissingLibraryError, PartStat, PartWriter, Repository, RepositoryError, StoredSet)
+    CHAINS_DIR, FAILED_MARKER, RUN_RECORD, S3_URL_RE, MissingLibraryError, PartStat, PartWriter, Repository, RepositoryError, StoredSet)
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import MANIFEST, is_set_id
 
 try:
@@ -73,6 +75,9 @@ CREDENTIAL_CODES = ('InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidToken
 DENIED_CODES = ('AccessDenied', 'AllAccessDisabled', 'Forbidden', '403')
 REGION_CODES = ('PermanentRedirect', 'AuthorizationHeaderMalformed', 'IllegalLocationConstraintException', '301')
 DIGEST_CODES = ('BadDigest', 'InvalidDigest', 'XAmzContentChecksumMismatch', 'XAmzContentSHA256Mismatch')
+EXISTS_CODES = ('PreconditionFailed', '412')
+# Keys one DeleteObjects request takes at most.
+DELETE_BATCH = 1000
 
 
 def part_size(size_hint: int | None) -> int:
@@ -301,6 +306,44 @@ class S3PartWriter(PartWriter):
             cause = '%s; ' % self._failure if self._failure is not None else ''
             raise RepositoryError('%sthe unfinished upload of %s could not be aborted (%s): prune removes it as a leftover' % (
                 cause, self.location, exc)) from None
+
+
+class S3ObjectWriter(PartWriter):
+    """One chain object: its bytes (a segment of a few MB at most, a record) are held until finish(), which
+    sends them with one PutObject and their SHA-256 for the store to check, so that the object appears whole or
+    not at all; with exclusive, only if no object of that name exists (If-None-Match: *)."""
+
+    def __init__(self, repository: S3Repository, key: str, exclusive: bool):
+        super().__init__(repository.url(key))
+        self._repository = repository
+        self._key = key
+        self._exclusive = exclusive
+        self._buffer = bytearray()
+
+    def _put(self, chunk) -> None:
+        self._buffer += chunk
+
+    def _finish(self) -> str | None:
+        body, self._buffer = bytes(self._buffer), bytearray()
+        checksum = sha256_checksum(hashlib.sha256(body).digest())
+        arguments = dict(Bucket=self._repository.bucket, Key=self._key, Body=body, ChecksumAlgorithm='SHA256', ChecksumSHA256=checksum)
+        if self._exclusive:
+            arguments['IfNoneMatch'] = '*'
+        with self._repository.store_errors('write %s' % self.location):
+            try:
+                response = self._repository.client.put_object(**arguments)
+            except ClientError as exc:
+                if exc.response.get('Error', {}).get('Code') in EXISTS_CODES:
+                    raise RepositoryError('%s exists already: another writer wrote it first' % self.location) from None
+                raise
+        returned = response.get('ChecksumSHA256')
+        if returned is not None and returned != checksum:
+            raise RepositoryError('the store keeps checksum %s of %s, but the bytes written have %s: the data was changed '
+                                  'on its way' % (returned, self.location, checksum))
+        return returned
+
+    def _abort(self) -> None:
+        self._buffer = bytearray()
 
 
 class S3Repository(Repository):
@@ -585,6 +628,9 @@ class S3Repository(Repository):
         found: dict = {}
         for item in self._list(cluster_prefix):
             set_id, _slash, name = item['Key'][len(cluster_prefix):].partition('/')
+            if set_id[:1] > '9':
+                # Keys come in order and set ids begin with a digit: what follows (chains/, reports/) holds no set.
+                break
             if not name or not is_set_id(set_id):
                 continue
             stored = found.setdefault(set_id, {'bytes': 0, 'markers': set()})
@@ -650,6 +696,56 @@ class S3Repository(Repository):
     def remove_leftovers(self, cluster, older_than):
         return [self._leftover_name(upload, self.url(upload['Key'])) for upload in self._old_uploads(cluster, older_than)
                 if self._abort_upload(upload)]
+
+
+    # --- chains -------------------------------------------------------------------------------------------
+
+    def _chains_prefix(self, cluster: str) -> str:
+        return '%s%s/' % (self._cluster_prefix(cluster), CHAINS_DIR)
+
+    def _chain_key(self, cluster: str, chain: str, name: str) -> str:
+        if any(component in ('', '.', '..') for component in name.split('/')):
+            raise RepositoryError('%s is not a plain name of a chain object' % name)
+        return '%s%s/%s' % (self._chains_prefix(cluster), chain, name)
+
+    def list_chains(self, cluster):
+        prefix = self._chains_prefix(cluster)
+        with self.store_errors('list %s' % self.url(prefix)):
+            pages = self.client.get_paginator('list_objects_v2').paginate(Bucket=self.bucket, Prefix=prefix, Delimiter='/')
+            return sorted(common['Prefix'][len(prefix):].rstrip('/') for page in pages for common in page.get('CommonPrefixes', []))
+
+    def chain_objects(self, cluster, chain):
+        prefix = self._chain_key(cluster, chain, 'x')[:-1]
+        return dict((item['Key'][len(prefix):], item['Size']) for item in self._list(prefix))
+
+    def chain_object_writer(self, cluster, chain, name, exclusive=False):
+        return S3ObjectWriter(self, self._chain_key(cluster, chain, name), exclusive)
+
+    def read_chain_object(self, cluster, chain, name):
+        return self._get(self._chain_key(cluster, chain, name))
+
+    def open_chain_object(self, cluster, chain, name):
+        key = self._chain_key(cluster, chain, name)
+        with self.store_errors('read %s of chain %s' % (name, chain)):
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if exc.response.get('Error', {}).get('Code') in ('404', 'NoSuchKey'):
+                    raise RepositoryError('cannot read %s of chain %s: %s does not exist' % (name, chain, self.url(key))) from None
+                raise
+        return ObjectStream(response['Body'], self, self.url(key))
+
+    def delete_chain_objects(self, cluster, chain, names):
+        """In batches of up to 1,000 (DeleteObjects), one batch after the other in the order given."""
+        keys = [self._chain_key(cluster, chain, name) for name in names]
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = keys[start:start + DELETE_BATCH]
+            with self.store_errors('delete %d object(s) of chain %s' % (len(batch), chain)):
+                response = self.client.delete_objects(Bucket=self.bucket, Delete={'Objects': [{'Key': key} for key in batch], 'Quiet': True})
+            errors = response.get('Errors') or []
+            if errors:
+                raise RepositoryError('the store did not delete %s: %s %s' % (
+                    self.url(errors[0].get('Key', '')), errors[0].get('Code', ''), one_line(errors[0].get('Message', ''))))
 
 
 def _state(markers: set) -> str:
