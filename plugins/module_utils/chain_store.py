@@ -451,3 +451,28 @@ def plan_chain_retention(chains: list, set_entries: list, set_plan, grace_hours:
         else:
             keep.append(_chain_verdict(entry, 'its base set %s is kept' % base))
     return delete, keep
+
+
+def choose_chain(chains: list, chain_id: str | None = None, until: datetime.datetime | None = None, base_set_id: str | None = None) -> dict:
+    """The chain a restore uses: chain_id; or else, among the whole chains (on base_set_id, when given), the one
+    with the newest base that was already receiving at until (its first segment received at or before it), or
+    the newest one without until. ChainError saying what there is otherwise."""
+    if chain_id is not None:
+        for entry in chains:
+            if entry['chain_id'] == chain_id:
+                if not entry['complete']:
+                    raise ChainError('chain %s is %s: %s' % (chain_id, entry['state'], entry['reason']))
+                return entry
+        raise ChainError('no chain %s' % chain_id)
+    whole = [entry for entry in chains if entry['complete'] and base_set_id in (None, entry['base_set_id'])]
+    if until is not None:
+        covering = [entry for entry in whole if entry['first_received_at'] and parse_time(entry['first_received_at']) <= until]
+        if not covering:
+            starts = sorted(entry['first_received_at'] for entry in whole if entry['first_received_at'])
+            raise ChainError('no chain%s was receiving at %s%s' % (
+                ' on base set %s' % base_set_id if base_set_id else '', format_time(until),
+                ' (the earliest begins at %s)' % starts[0] if starts else ' (there is no chain with a segment)'))
+        whole = covering
+    if not whole:
+        raise ChainError('no whole chain%s to restore from (%d chain(s) in all)' % (' on base set %s' % base_set_id if base_set_id else '', len(chains)))
+    return sorted(whole, key=lambda entry: (entry['base_set_id'], entry['chain_id']), reverse=True)[0]

@@ -45,7 +45,8 @@ DEFAULTS = dict(
     s3_endpoint_url=None, s3_region=None, s3_profile=None, s3_credentials_file=None, s3_ca_bundle=None,
 )
 REQUIRED = ('cluster', 'repository', 'servers', 'state_dir')
-EVENT_QUEUE = 10000
+# How the program is run: python3 -m PROGRAM --config FILE.
+PROGRAM = 'ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.follower'
 RETRY_SECONDS = (1, 2, 5, 10, 30)
 STATUS_EVERY = 1.0
 RECENT = 20
@@ -90,7 +91,8 @@ def load_config(path: str) -> dict:
         raise ConfigError("cluster %r is not a valid name: letters, digits, '_', '.' and '-'" % config['cluster'])
     if not isinstance(config['servers'], list) or not all(isinstance(server, str) for server in config['servers']):
         raise ConfigError('servers must be a list of host:port')
-    config['logins'] = [_login(server, config) for server in config['servers']]
+    for server in config['servers']:
+        _address(server)
     if not isinstance(config['tables'], list) or not config['tables'] or len(set(config['tables'])) != len(config['tables']):
         raise ConfigError('tables must be a list of database.table names, each once')
     try:
@@ -104,10 +106,15 @@ def load_config(path: str) -> dict:
     return config
 
 
-def _login(server: str, config: dict) -> Login:
+def _address(server: str) -> tuple[str, int]:
     host, colon, port = server.rpartition(':')
     if not colon or not host or not port.isdigit():
         raise ConfigError('server %r is not host:port' % server)
+    return host.strip('[]'), int(port)
+
+
+def logins(config: dict) -> list:
+    """How to log in to each server; the password is read from its file here, at start, and kept in memory only."""
     password = ''
     if config['password_file']:
         try:
@@ -116,7 +123,8 @@ def _login(server: str, config: dict) -> Login:
         except OSError as exc:
             raise ConfigError('cannot read password_file %s: %s' % (config['password_file'], exc.strerror)) from None
         password = password[:-1] if password.endswith('\n') else password
-    return Login(host.strip('[]'), int(port), config['user'], password, config['tls_ca_file'], float(config['connect_timeout']))
+    return [Login(*_address(server), config['user'], password, config['tls_ca_file'], float(config['connect_timeout']))
+            for server in config['servers']]
 
 
 # --- the follower ------------------------------------------------------------------------------------------------
@@ -125,10 +133,12 @@ class Follower:
     """Follows the tables of one cluster into a chain (see the module's docstring)."""
 
     def __init__(self, config: dict):
-        self.config = config
+        self.config = dict(config, logins=logins(config))
         self.names = list(config['tables'])
         self.stop = threading.Event()
-        self.events: queue.Queue = queue.Queue(EVENT_QUEUE)
+        # Changes wait here at most one segment's worth: memory is bounded by twice seal_documents documents, and
+        # when the repository stalls the server's queue for the feed fills and drops changes (a gap, closed later).
+        self.events: queue.Queue = queue.Queue(config['seal_documents'])
         self.repository = open_repository(config['repository'], dict(
             endpoint_url=config['s3_endpoint_url'], region=config['s3_region'], profile=config['s3_profile'],
             credentials_file=config['s3_credentials_file'], ca_bundle=config['s3_ca_bundle']))
@@ -567,12 +577,40 @@ def _daemonize(pid_file: str, log_file: str) -> None:
     os.close(write_end)
 
 
+def running_pid(pid_file: str, config_path: str) -> int | None:
+    """The pid of the daemon a pid file names, if it runs and is the follower of this configuration."""
+    try:
+        with open(pid_file, encoding='utf-8') as stream:
+            pid = int(stream.read().strip())
+        with open('/proc/%d/cmdline' % pid, 'rb') as stream:
+            command = stream.read().split(b'\0')
+    except (OSError, ValueError):
+        return None
+    return pid if PROGRAM.encode() in command and os.fsencode(config_path) in command else None
+
+
+def stop_daemon(pid_file: str, config_path: str, timeout: float = 60.0) -> bool:
+    """SIGTERM the daemon (it seals what is open) and wait until it has exited; False if it did not in time."""
+    pid = running_pid(pid_file, config_path)
+    if pid is None:
+        return True
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while running_pid(pid_file, config_path) == pid:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def parse_arguments(argv: list | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog='rethinkdb-follower', description='Continuous backup of append-only RethinkDB tables.')
     parser.add_argument('--config', required=True, help='the JSON configuration file')
     parser.add_argument('--check-config', action='store_true', help='check the configuration and exit')
     parser.add_argument('--daemon', action='store_true', help='detach (for hosts without systemd)')
-    parser.add_argument('--pid-file', help='with --daemon, where to write the pid')
+    parser.add_argument('--running', action='store_true', help='with --pid-file: exit 0 if the daemon runs, 3 if not')
+    parser.add_argument('--stop', action='store_true', help='with --pid-file: stop the daemon and wait until it has exited')
+    parser.add_argument('--pid-file', help='with --daemon, --running or --stop: the daemon\'s pid file')
     parser.add_argument('--log-file', help='with --daemon, where the log goes')
     return parser.parse_args(argv)
 
@@ -581,6 +619,13 @@ def main(argv: list | None = None) -> int:
     arguments = parse_arguments(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
     logging.getLogger('botocore').setLevel(logging.WARNING)
+    if (arguments.running or arguments.stop) and not arguments.pid_file:
+        sys.stderr.write('rethinkdb-follower: --running and --stop need --pid-file\n')
+        return 2
+    if arguments.running:
+        return 0 if running_pid(arguments.pid_file, os.path.abspath(arguments.config)) else 3
+    if arguments.stop:
+        return 0 if stop_daemon(arguments.pid_file, os.path.abspath(arguments.config)) else 1
     try:
         config = load_config(arguments.config)
         if arguments.check_config:

@@ -381,7 +381,7 @@ pruned:
       bytes: 123456
       why: not one of the newest 7 dump sets that pass their check and older than 30 days
 pruned_bytes:
-  description: The bytes freed by the deleted sets (that would be, in check mode).
+  description: The bytes freed by the deleted sets and chains (that would be, in check mode).
   returned: when operation is prune
   type: int
   sample: 123456
@@ -402,6 +402,20 @@ report_path:
   returned: when operation is report
   type: str
   sample: /var/backups/rethinkdb/rethinkdb/reports/20261124T163000Z-dump-3f9a.json
+pruned_chains:
+  description: The chains of continuous backup that O(operation=prune) deleted (would delete), each with its C(chain_id),
+    C(base_set_id), C(state), C(segments), C(bytes) and the rule that let it go (C(why)).
+  returned: when operation is prune
+  type: list
+  elements: dict
+  sample: [{"chain_id": "20261020T163000Z-77aa", "base_set_id": "20261020T120000Z-dump-0b1c", "state": "complete",
+            "segments": 8640, "bytes": 9123456, "why": "its base set 20261020T120000Z-dump-0b1c is pruned"}]
+kept_chains:
+  description: The chains that O(operation=prune) keeps, each with the rule that keeps it.
+  returned: when operation is prune
+  type: list
+  elements: dict
+  sample: [{"chain_id": "20261124T163000Z-3f9a", "base_set_id": "20261124T120000Z-dump-77aa", "why": "its base set 20261124T120000Z-dump-77aa is kept"}]
 leftovers:
   description: What O(operation=prune) removed (would remove) of interrupted writers, such as S3 multipart uploads.
   returned: when operation is prune
@@ -416,7 +430,7 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import set_catalog
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import chain_store, set_catalog
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository import (
     MissingLibraryError, RepositoryError, repository_argument_spec, repository_from_params)
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_catalog import CatalogError
@@ -536,14 +550,19 @@ def run_prune(module, repository) -> dict:
 
     plan = set_catalog.plan_prune(entries, verify, params['keep_last'], params['keep_days'], params['grace_hours'],
                                   tuple(params['protect']), now)
+    store = chain_store.ChainStore(repository, cluster)
+    chains_deleted, chains_kept = chain_store.plan_chain_retention(chain_store.list_chains(store), entries, plan, params['grace_hours'], now)
     older_than = now - datetime.timedelta(hours=params['grace_hours'])
     if module.check_mode:
         leftovers = repository.leftovers(cluster, older_than)
     else:
+        for verdict in chains_deleted:
+            store.delete(verdict['chain_id'])
         set_catalog.prune(repository, cluster, plan.delete, stored_by_path)
         leftovers = repository.remove_leftovers(cluster, older_than)
-    return dict(changed=bool(plan.delete or leftovers), pruned=plan.delete, kept=plan.keep, leftovers=leftovers,
-                pruned_bytes=sum(entry['bytes'] for entry in plan.delete))
+    return dict(changed=bool(plan.delete or chains_deleted or leftovers), pruned=plan.delete, kept=plan.keep, leftovers=leftovers,
+                pruned_chains=chains_deleted, kept_chains=chains_kept,
+                pruned_bytes=sum(entry['bytes'] for entry in plan.delete) + sum(entry['bytes'] for entry in chains_deleted))
 
 
 def run_report(module, repository) -> dict:
@@ -619,7 +638,7 @@ def main():
         result = OPERATIONS[params['operation']](module, repository)
     except MissingLibraryError as exc:
         module.fail_json(msg=missing_required_lib(exc.library), exception=exc.import_traceback)
-    except (CatalogError, FormatError, RepositoryError) as exc:
+    except (CatalogError, FormatError, RepositoryError, chain_store.ChainError) as exc:
         module.fail_json(msg=sentence(str(exc)))
     except OSError as exc:
         module.fail_json(msg='Cannot %s backup sets of cluster %s in %s: %s%s.'

@@ -18,6 +18,12 @@ description:
     sha256) and fails when it has problems, naming them.
   - A set is complete only when its manifest is valid, the topology a restore reads is usable, and every part
     it lists is present with the recorded size.
+  - Also always returns the chains of continuous backup, RV(chains) (see the collection's
+    docs/continuous-backup.md), each read cheaply (its listing, its record, its first and last segment records).
+  - With O(chain), chooses a chain instead of a set and checks it in full (every segment record valid and
+    numbered without a hole, each naming the sha256 of the one before it, every segment's data with its recorded
+    size and sha256 and the records its record counts), failing when it has problems; returns it with its base
+    set as RV(set) (checked like a chosen set), and what a restore to O(until) loads (RV(chain_plan)).
 extends_documentation_fragment:
   - bigchaindb.rethinkdb.repository
 options:
@@ -55,6 +61,19 @@ options:
         (S3), otherwise by reading the part once. With V(false), sizes and store checksums only.
     type: bool
     default: true
+  chain:
+    description:
+      - Choose a chain of continuous backup, by id (like C(20261124T163000Z-3f9a)) or V(latest), and check it in
+        full (see the description).
+      - V(latest) with O(until) chooses, among the whole chains (on the base set O(set_id), when given), the one
+        with the newest base that was already receiving at O(until); without O(until), the newest whole chain.
+      - Mutually exclusive with O(query).
+    type: str
+  until:
+    description:
+      - With O(chain), the point in time a restore goes back to, ISO 8601 (C(2026-11-24T16:30:00Z); UTC when no
+        zone is given). RV(chain_plan) counts the documents received up to it.
+    type: str
 attributes:
   check_mode:
     support: full
@@ -209,7 +228,7 @@ sets:
       pruning: false
       reason: null
 summary:
-  description: One line per set, newest first, for people to read.
+  description: One line per set, newest first, then one per chain, for people to read.
   returned: always
   type: list
   elements: str
@@ -255,6 +274,94 @@ notes:
   type: list
   elements: str
   sample: ["passed over 20261125T000000Z-dump-0a0a: part dump/rethinkdb_dump.tar.gz is missing"]
+chains:
+  description: Every chain of continuous backup of the cluster, newest first.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    chain_id:
+      description: The chain's id.
+      type: str
+    state:
+      description: C(complete), C(invalid) (a hole, a damaged record) or C(deleting) (what an interrupted prune left).
+      type: str
+    complete:
+      description: Whether the chain can be restored.
+      type: bool
+    base_set_id:
+      description: The dump set the chain continues.
+      type: str
+    writer:
+      description: C(follower) or C(incremental).
+      type: str
+    tables:
+      description: The tables it follows, as C(database.table).
+      type: list
+      elements: str
+    segments:
+      description: How many segments it has.
+      type: int
+    first_received_at:
+      description: When its first segment's first record was received (from when the chain can restore).
+      type: str
+    last_received_at:
+      description: When its last segment's last record was received.
+      type: str
+    sealed_at:
+      description: When its last segment was sealed.
+      type: str
+    documents:
+      description: Documents its segments hold (beyond its base set).
+      type: int
+    alarms:
+      description: Updates, deletions and other writes it recorded as alarms.
+      type: int
+    gaps:
+      description: Gaps it closed (feeds that stopped, restarts, incremental runs).
+      type: int
+    holes:
+      description: Numbers of the segments missing from it.
+      type: list
+      elements: int
+    bytes:
+      description: Its size in the repository.
+      type: int
+    reason:
+      description: Why it is not complete; null when it is.
+      type: str
+  sample:
+    - chain_id: 20261124T163000Z-3f9a
+      state: complete
+      complete: true
+      base_set_id: 20261124T120000Z-dump-77aa
+      writer: follower
+      tables: [bigchain.bigchain, bigchain.votes]
+      segments: 1410
+      first_received_at: "2026-11-24T16:30:02.001Z"
+      last_received_at: "2026-11-24T20:25:00.310Z"
+      sealed_at: "2026-11-24T20:25:10.311Z"
+      documents: 48210
+      alarms: 0
+      gaps: 4
+      holes: []
+      bytes: 30111222
+      reason: null
+chain:
+  description: With O(chain), the chosen chain, as one entry of RV(chains).
+  returned: when a chain is chosen
+  type: dict
+  sample: {"chain_id": "20261124T163000Z-3f9a", "state": "complete", "base_set_id": "20261124T120000Z-dump-77aa"}
+chain_plan:
+  description:
+    - With O(chain), what a restore to O(until) loads, from the full check of the chain. C(inserted) the
+      documents per table its segments received up to O(until), C(expected) the document count per table
+      after the restore (the base set's plus those), C(alarms) the alarms recorded up to O(until) (the first
+      100; C(alarm_count) how many), C(segments) the segments checked, C(chain_ends_at) when the chain's last
+      record was received, and C(covers_until) whether that is at or after O(until).
+  returned: when a chain is chosen
+  type: dict
+  sample: {"inserted": {"bigchain.votes": 120}, "expected": {"bigchain.votes": 3120}, "alarm_count": 0, "covers_until": true}
 problems:
   description: With O(check=true), every problem found; empty when the set is valid (the module fails otherwise).
   returned: when check is true
@@ -265,11 +372,12 @@ problems:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import set_catalog
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import chain_store, set_catalog
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_format import ChainFormatError, parse_until
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository import (
     MissingLibraryError, RepositoryError, repository_argument_spec, repository_from_params)
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_catalog import CatalogError
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import FormatError, check_cluster
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import FormatError, check_cluster, parse_time
 
 
 def sentence(text: str) -> str:
@@ -285,11 +393,12 @@ def set_line(entry: dict) -> str:
     return line + ('  (%s)' % entry['reason'] if entry['reason'] else '')
 
 
-def choose(module, repository, entries: list) -> dict:
-    """The chosen set with its manifest and topology, and, with check, its full check."""
+def choose(module, repository, entries: list, set_id: str | None = None) -> dict:
+    """The chosen set (set_id, else the one the options name) with its manifest and topology, and, with check,
+    its full check."""
     params = module.params
     cluster = params['cluster']
-    chosen, notes = set_catalog.select(entries, params['set_id'], params['query'])
+    chosen, notes = set_catalog.select(entries, set_id or params['set_id'], params['query'])
     stored = set_catalog.find_set(repository, cluster, chosen['set_id'])
     inspection = set_catalog.inspect(repository, cluster, stored, verify_checksums=params['check'] and params['verify_checksums'])
     if inspection.problems:
@@ -302,6 +411,32 @@ def choose(module, repository, entries: list) -> dict:
     return result
 
 
+def choose_chain(module, repository, entries: list, chains: list) -> dict:
+    """The chosen chain, checked in full, with its base set chosen (and checked) as a set is, and the restore plan."""
+    params = module.params
+    until = parse_until(params['until']) if params['until'] else None
+    chosen = chain_store.choose_chain(chains, None if params['chain'] == 'latest' else params['chain'], until, params['set_id'])
+    check = chain_store.check_chain(chain_store.ChainStore(repository, params['cluster']), chosen['chain_id'], until)
+    if check.problems:
+        module.fail_json(msg='Chain %s is not valid: %s.' % (chosen['chain_id'], '; '.join(check.problems)), chain=check.entry,
+                         problems=check.problems, chains=chains)
+    result = choose(module, repository, entries, chosen['base_set_id'])
+    expected = dict((name, check.chain['base']['documents'][name] + count) for name, count in check.inserted.items())
+    ends = chosen['last_received_at']
+    result.update(chain=check.entry, chain_plan=dict(
+        inserted=check.inserted, expected=expected, alarms=check.alarms[:100], alarm_count=len(check.alarms), segments=len(check.segments),
+        chain_ends_at=ends, covers_until=until is None or (ends is not None and parse_time(ends) >= until)))
+    return result
+
+
+def chain_line(entry: dict) -> str:
+    """One chain as a person reads it in a listing."""
+    line = 'chain %s  %-11s  %-8s  base %s  %d segments  %s documents  %s to %s  %d gaps closed  %d alarms' % (
+        entry['chain_id'], entry['writer'] or '?', entry['state'], entry['base_set_id'], entry['segments'], format(entry['documents'], ','),
+        entry['first_received_at'] or '-', entry['last_received_at'] or '-', entry['gaps'], entry['alarms'])
+    return line + ('  (%s)' % entry['reason'] if entry['reason'] else '')
+
+
 def main():
     argument_spec = repository_argument_spec()
     argument_spec['repository']['required'] = True
@@ -312,19 +447,25 @@ def main():
         select=dict(type='bool', default=False),
         check=dict(type='bool', default=False),
         verify_checksums=dict(type='bool', default=True),
+        chain=dict(type='str'),
+        until=dict(type='str'),
     )
-    module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=[('set_id', 'query')], supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, mutually_exclusive=[('set_id', 'query'), ('chain', 'query')],
+                           required_by={'until': 'chain'}, supports_check_mode=True)
     params = module.params
     try:
         check_cluster(params['cluster'])
         repository = repository_from_params(params)
         entries = set_catalog.list_sets(repository, params['cluster'])
-        result = dict(changed=False, sets=entries, summary=[set_line(entry) for entry in entries])
-        if params['set_id'] or params['query'] or params['select'] or params['check']:
+        chains = chain_store.list_chains(chain_store.ChainStore(repository, params['cluster']))
+        result = dict(changed=False, sets=entries, chains=chains, summary=[set_line(entry) for entry in entries] + [chain_line(entry) for entry in chains])
+        if params['chain']:
+            result.update(choose_chain(module, repository, entries, chains))
+        elif params['set_id'] or params['query'] or params['select'] or params['check']:
             result.update(choose(module, repository, entries))
     except MissingLibraryError as exc:
         module.fail_json(msg=missing_required_lib(exc.library), exception=exc.import_traceback)
-    except (CatalogError, FormatError, RepositoryError) as exc:
+    except (CatalogError, FormatError, RepositoryError, chain_store.ChainError, ChainFormatError) as exc:
         module.fail_json(msg=sentence(str(exc)))
     except OSError as exc:
         module.fail_json(msg='Cannot read the backup sets of cluster %s in %s: %s%s.'
