@@ -17,8 +17,8 @@ description:
     holds (its base and its segments, kept in a local index in O(cache_dir), rebuilt from the repository when
     missing), fetches the documents the chain lacks and seals them as segments of at most O(seal_documents)
     records, each committed by a record written last that names the one before it.
-  - A key the chain holds that the table no longer has is recorded as a C(missing) alarm, never applied: the
-    tables are append-only.
+  - A key the chain holds that the table no longer has is recorded as a C(missing) alarm and never applied, since
+    the tables are append-only.
   - Runs on a host that can reach both the cluster and the repository (C(path:), C(s3://), or a directory of
     that host).
 extends_documentation_fragment:
@@ -52,7 +52,7 @@ options:
   cache_dir:
     description:
       - Where the index of what the chain holds is kept between runs (one SQLite file per chain, readable by its
-        owner only). A missing or stale index is rebuilt: the base set's archive is read once.
+        owner only). A missing or stale index is rebuilt, reading the base set's archive once.
     type: path
     default: ~/.cache/bigchaindb-rethinkdb
   seal_documents:
