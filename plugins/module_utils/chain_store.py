@@ -367,21 +367,27 @@ def check_chain(store: ChainStore, chain_id: str, until: datetime.datetime | Non
     except ChainError as exc:
         return Check(entry, None, [], {}, [], [str(exc)])
     inserted = dict(('%s.%s' % (table['db'], table['name']), 0) for table in chain['tables'])
-    problems, segments, alarms = [], [], []
+    segments, alarms = [], []
     previous = sha256_hex(content)
     listing = store.listing(chain_id)
-    for seq in range(1, (max(listing.records) if listing.records else 0) + 1):
+    last = max(listing.records) if listing.records else 0
+    holes = [seq for seq in range(1, last + 1) if seq not in listing.records]
+    problems = ['segment(s) %s missing' % ', '.join(map(str, holes[:10]))] if holes else []
+    for seq in sorted(listing.records):
         try:
             record, record_content = store.read_segment_record(chain_id, seq)
         except ChainError as exc:
             problems.append(str(exc))
             previous = None
             continue
-        if previous is not None and record['previous_sha256'] != previous:
+        if previous is not None and seq - 1 not in holes and record['previous_sha256'] != previous:
             problems.append('segment %d names record sha256 %s before it, but that record has %s: the chain was changed' % (
                 seq, record['previous_sha256'], previous))
         previous = sha256_hex(record_content)
         segments.append(record)
+        if seq not in listing.data:
+            problems.append('segment %d has no data' % seq)
+            continue
         problems += _data_problems(store, chain_id, record, until, inserted, alarms)
     entry = _fail(entry, problems) if problems else entry
     return Check(entry, chain, segments, inserted, alarms, problems)

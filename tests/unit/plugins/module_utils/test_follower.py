@@ -1,0 +1,107 @@
+"""The follower program's own logic: its configuration, what it does with each feed event (documents, alarms, gaps and
+the catch-ups they call for), its Prometheus figures and its status, and the password kept out of all of them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import follower as program
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.follower import ConfigError, Follower, load_config, metrics_lines
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import LocalRepository
+from tests.unit.plugins.chain_sets import make_base, open_writer, votes
+
+SECRET = 'pw-never-shown'
+
+
+def write_config(tmp_path, **settings) -> str:
+    (tmp_path / 'password').write_text(SECRET + '\n')
+    config = dict(cluster='rethinkdb', repository=str(tmp_path / 'backups'), servers=['127.0.0.1:28015', '[::1]:28016'],
+                  state_dir=str(tmp_path / 'state'), password_file=str(tmp_path / 'password'), tables=['bigchain.bigchain', 'bigchain.votes'])
+    config.update(settings)
+    path = tmp_path / 'follower.json'
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+@pytest.mark.parametrize('settings, message', [
+    ({'servers': ['db1']}, "server 'db1' is not host:port"),
+    ({'tables': ['votes']}, "'votes' is not a table name of the form database.table"),
+    ({'seal_seconds': 0}, 'seal_seconds must be a number of at least 0.1, not 0'),
+    ({'seal_documents': 2.5}, 'seal_documents must be a whole number of at least 1, not 2.5'),
+    ({'cluster': 'a b'}, "cluster 'a b' is not a valid name"),
+    ({'state_dir': ''}, 'setting(s) state_dir missing'),
+    ({'password': SECRET}, 'unknown setting(s) password'),
+])
+def test_a_configuration_that_cannot_work_is_one_line(tmp_path, settings, message):
+    with pytest.raises(ConfigError) as raised:
+        load_config(write_config(tmp_path, **settings))
+    assert message in str(raised.value) and '\n' not in str(raised.value)
+
+
+def test_the_password_is_read_at_start_and_shown_nowhere(tmp_path, capsys):
+    path = write_config(tmp_path)
+    config = load_config(path)
+    assert SECRET not in json.dumps(config)
+    follower = Follower(config)
+    assert [login.password for login in follower.config['logins']] == [SECRET, SECRET]
+    assert [(login.host, login.port) for login in follower.config['logins']] == [('127.0.0.1', 28015), ('::1', 28016)]
+    assert program.main(['--config', path, '--check-config']) == 0
+    assert SECRET not in capsys.readouterr().out
+    (tmp_path / 'password').unlink()
+    with pytest.raises(ConfigError, match='cannot read password_file'):
+        Follower(config)
+
+
+@pytest.fixture(name='follower')
+def fixture_follower(tmp_path):
+    repository = LocalRepository(str(tmp_path / 'backups'))
+    make_base(repository, {'bigchain.votes': votes(range(3)), 'bigchain.bigchain': []})
+    follower = Follower(load_config(write_config(tmp_path, metrics_file=str(tmp_path / 'follower.prom'))))
+    (tmp_path / 'state').mkdir()
+    follower.writer = open_writer(repository, tmp_path / 'index.sqlite')
+    follower.base_entry = {'set_id': follower.writer.chain['base']['set_id']}
+    return follower
+
+
+def test_feed_events_become_documents_alarms_and_catch_ups(follower):
+    events = [
+        ('change', 'bigchain.votes', {'new_val': {'id': 'vote-0007'}, 'old_val': None, 'type': 'add'}),
+        ('change', 'bigchain.votes', {'new_val': {'id': 'vote-0001', 'vote': {'n': 1}}, 'old_val': None, 'type': 'add'}),
+        ('change', 'bigchain.votes', {'new_val': {'id': 'vote-0002', 'n': 9}, 'old_val': {'id': 'vote-0002'}, 'type': 'change'}),
+        ('change', 'bigchain.votes', {'new_val': None, 'old_val': {'id': 'vote-0000'}, 'type': 'remove'}),
+        ('gap', 'bigchain.votes', 'the feed through 127.0.0.1:28015 dropped 6 changes (its queue of 100000 was full)'),
+        ('ready', 'bigchain.votes', '127.0.0.1:28015'),
+    ]
+    for event in events:
+        follower.handle(event)
+
+    assert follower.writer.builder.tables['bigchain.votes'] == {'insert': 1, 'update': 1, 'delete': 1, 'missing': 0, 'reinsert': 0}
+    assert follower.counters['documents']['bigchain.votes'] == 1
+    assert follower.counters['alarms'] == {'bigchain.votes': {'update': 1, 'delete': 1}}
+    assert follower.open_gaps['bigchain.votes']['reason'].startswith('the feed through 127.0.0.1:28015 dropped 6 changes')
+    assert follower.pending_catchups == {'bigchain.votes': follower.generation['bigchain.votes']}
+    assert follower.feeds['bigchain.votes'] == {'live': True, 'server': '127.0.0.1:28015'}
+
+
+def test_the_figures_say_what_a_stalled_follower_would_not(follower, tmp_path):
+    follower.handle(('change', 'bigchain.votes', {'new_val': {'id': 'vote-0008'}, 'old_val': None, 'type': 'add'}))
+    follower.write_metrics()
+    pending = (tmp_path / 'follower.prom').read_text()
+    follower._seal()
+    follower.write_status(force=True)
+    sealed = (tmp_path / 'follower.prom').read_text()
+    status = json.loads((tmp_path / 'state' / 'status.json').read_text())
+
+    assert 'rethinkdb_follower_pending_records{cluster="rethinkdb"} 1' in pending
+    assert 'rethinkdb_follower_last_seal_timestamp_seconds' not in pending
+    assert 'rethinkdb_follower_segments_total{cluster="rethinkdb"} 1' in sealed
+    assert 'rethinkdb_follower_documents_total{cluster="rethinkdb",table="bigchain.votes"} 1' in sealed
+    assert 'rethinkdb_follower_chain_info{cluster="rethinkdb",chain_id="%s",base_set_id="%s"} 1' % (
+        follower.writer.chain_id, follower.writer.chain['base']['set_id']) in sealed
+    assert [line for line in sealed.splitlines() if line.startswith('rethinkdb_follower_lag_seconds')]
+    assert (status['seq'], status['pending_records'], status['last_seal']['records']) == (1, 0, 1)
+    assert all(line.startswith(('# HELP rethinkdb_follower_', '# TYPE rethinkdb_follower_', 'rethinkdb_follower_'))
+               for line in metrics_lines(follower, True))
+    assert SECRET not in sealed and SECRET not in json.dumps(status)
