@@ -16,7 +16,6 @@ import gzip
 import json
 import os
 import socket
-import subprocess
 import tarfile
 import tempfile
 from typing import Iterator
@@ -27,7 +26,7 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_format 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_index import HeldIndex
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_store import ChainError, ChainStore, Head, list_chains
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.driver_tools import (
-    DumpArchiveError, HIDDEN_VARIABLES, TOOL_ENVIRONMENT, check_password, clean_output, password_file, read_dump_archive, tool_argv)
+    DumpArchiveError, ToolFailure, check_password, password_file, read_dump_archive, run_tool, tool_argv)
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository import Repository
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import (
     MANIFEST, build_manifest, dump_part_path, format_time, manifest_bytes, manifest_tables, new_set_id, topology_record, utc_now)
@@ -190,32 +189,29 @@ def base_documents(repository: Repository, cluster: str, manifest: dict, tables:
 
 # --- taking a base -------------------------------------------------------------------------------------------
 
-def _run_dump(login: dict, tables: list, archive_path: str, scratch: str) -> None:
-    """`rethinkdb dump` of the tables into archive_path, the password in a file only its owner reads."""
+def _run_dump(runner, login: dict, tables: list, archive_path: str, scratch: str) -> None:
+    """`rethinkdb dump` of the tables into archive_path, the password in a file only its owner reads, through
+    runner.run_command (an AnsibleModule, or the follower program's own runner)."""
     check_password(login.get('password') or '')
     with password_file(login.get('password') or '', scratch) as password_path:
         argv = tool_argv('dump', dict(login_host=login['host'], login_port=login['port'], login_user=login['user'], password_file=password_path,
                                       tls_ca_file=login.get('tls_ca_file'), file=archive_path, temp_dir=scratch, clients=2,
                                       read_outdated=False, tables=tables))
-        environment = dict((name, value) for name, value in os.environ.items() if name not in HIDDEN_VARIABLES)
-        environment.update(TOOL_ENVIRONMENT)
-        completed = subprocess.run(argv, env=environment, capture_output=True, text=True, check=False)
-    if completed.returncode != 0:
-        reason = [line for line in clean_output(completed.stderr + '\n' + completed.stdout).splitlines() if line.strip()]
-        raise ChainError('rethinkdb dump exited with %d: %s' % (completed.returncode, reason[-1] if reason else 'no message'))
+        run_tool(runner, argv).check('dump', 'writing to %s' % scratch, 'free some space in %s' % os.path.dirname(scratch))
 
 
 def take_base(repository: Repository, cluster: str, login: dict, tables: list, cluster_info: dict, scratch_parent: str,
-              writer: str) -> tuple[dict, dict]:
+              writer: str, runner) -> tuple[dict, dict]:
     """Take a dump of the tables and commit it as a dump set (begun, written, committed; marked failed when any
-    step fails); returns (listing entry, manifest). cluster_info: the facts a manifest records (chain_source)."""
+    step fails); returns (listing entry, manifest). cluster_info: the facts a manifest records (chain_source);
+    runner: what runs the dump tool (run_command(argv, environ_update=...), as an AnsibleModule has)."""
     set_id = new_set_id('dump')
     started_at = format_time(utc_now())
     repository.begin(cluster, set_id, dict(writer=writer, host=socket.gethostname(), pid=os.getpid(), set_id=set_id, begun_at=started_at))
     try:
         with tempfile.TemporaryDirectory(prefix='.rethinkdb-follower-base-', dir=scratch_parent) as scratch:
             archive_path = os.path.join(scratch, 'rethinkdb_dump.tar.gz')
-            _run_dump(login, tables, archive_path, scratch)
+            _run_dump(runner, login, tables, archive_path, scratch)
             archive = read_dump_archive(archive_path, parse_documents=False)
             missing = sorted(set(tables) - set(archive.tables))
             if missing:
@@ -232,7 +228,7 @@ def take_base(repository: Repository, cluster: str, login: dict, tables: list, c
                                                         tables=manifest_tables(cluster_info, tables, counts),
                                                         topology=topology_record(cluster_info)), [part])
         repository.commit(cluster, set_id, manifest_bytes(manifest))
-    except (ChainError, DumpArchiveError, OSError, ValueError) as exc:
+    except (ChainError, DumpArchiveError, ToolFailure, OSError, ValueError) as exc:
         repository.mark_failed(cluster, set_id, 'the base a %s took: %s' % (writer, exc), format_time(utc_now()))
         raise ChainError('taking a base set failed: %s' % exc) from None
     return choose_base(repository, cluster, tables, set_id)

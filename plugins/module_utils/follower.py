@@ -2,21 +2,19 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The follower: one long-running process per cluster that keeps append-only tables backed up, continuously.
 
-    python3 -m ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.follower --config /etc/.../follower.json
-
-It continues a chain (docs/continuous-backup.md) on the newest complete dump set (or one it takes): a feed per
-table hands it the new documents, which go into the open segment; the segment is sealed every seal_seconds or
-seal_documents, so a document is durable in the repository within seal_seconds (plus the time to write it) of
-being received. Every gap (a feed that ended or dropped changes, a server that stopped answering, this process
-started) is closed by a catch-up that does not trust the feed, after a new feed is live. Updates and deletions are
-recorded and raised as alarms, never applied. Progress goes to the log (stderr, or a file), a status file in the
-state directory and a Prometheus textfile; none of them holds a secret. The follower role runs it as a systemd
-service; the tests and the demo start it directly.
+The program that runs it is roles/follower/files/rethinkdb_follower.py (the follower role installs it with the
+module_utils it imports); this module is what it does. It continues a chain (docs/continuous-backup.md) on the
+newest complete dump set (or one it takes): a feed per table hands it the new documents, which go into the open
+segment; the segment is sealed every seal_seconds or seal_documents, so a document is durable in the repository
+within seal_seconds (plus the time to write it) of being received. Every gap (a feed that ended or dropped
+changes, a server that stopped answering, this process started) is closed by a catch-up that does not trust the
+feed, after a new feed is live. Updates and deletions are recorded and raised as alarms, never applied. Progress
+goes to the log (stderr, or a file), a status file in the state directory and a Prometheus textfile; none of them
+holds a secret.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import logging
@@ -24,7 +22,6 @@ import os
 import queue
 import signal
 import socket
-import sys
 import threading
 import time
 
@@ -45,8 +42,6 @@ DEFAULTS = dict(
     s3_endpoint_url=None, s3_region=None, s3_profile=None, s3_credentials_file=None, s3_ca_bundle=None,
 )
 REQUIRED = ('cluster', 'repository', 'servers', 'state_dir')
-# How the program is run: python3 -m PROGRAM --config FILE.
-PROGRAM = 'ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.follower'
 RETRY_SECONDS = (1, 2, 5, 10, 30)
 STATUS_EVERY = 1.0
 RECENT = 20
@@ -132,8 +127,10 @@ def logins(config: dict) -> list:
 class Follower:
     """Follows the tables of one cluster into a chain (see the module's docstring)."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, runner):
+        """runner: what runs `rethinkdb dump` when a base must be taken (run_command(argv, environ_update=...))."""
         self.config = dict(config, logins=logins(config))
+        self.runner = runner
         self.names = list(config['tables'])
         self.stop = threading.Event()
         # Changes wait here at most one segment's worth: memory is bounded by twice seal_documents documents, and
@@ -219,7 +216,7 @@ class Follower:
             r, connection = self._connection()
             facts = cluster_facts(r, connection, self.names)
             return take_base(self.repository, self.config['cluster'], self.config['logins'][0]._asdict(), self.names, facts,
-                             self.config['state_dir'], 'follower')
+                             self.config['state_dir'], 'follower', self.runner)
         base = self._retrying('taking a base set', take)
         log.info('took base set %s', base[0]['set_id'])
         return base
@@ -547,98 +544,9 @@ def write_textfile(path: str, lines: list) -> None:
     os.replace(temporary, path)
 
 
-# --- the program -------------------------------------------------------------------------------------------------
-
-def _daemonize(pid_file: str, log_file: str) -> None:
-    """Detach (setsid, double fork, stdio to the log) for hosts without systemd; the parent returns once the pid
-    file names the daemon."""
-    read_end, write_end = os.pipe()
-    if os.fork():
-        os.close(write_end)
-        with os.fdopen(read_end) as pipe:
-            started = pipe.read()
-        if started != 'ok':
-            sys.stderr.write('the follower did not start: see %s\n' % log_file)
-            os._exit(1)
-        os._exit(0)
-    os.close(read_end)
-    os.setsid()
-    if os.fork():
-        os._exit(0)
-    output = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(output, 1)
-    os.dup2(output, 2)
-    with open(pid_file + '.tmp', 'w', encoding='utf-8') as stream:
-        stream.write('%d\n' % os.getpid())
-    os.replace(pid_file + '.tmp', pid_file)
-    os.write(write_end, b'ok')
-    os.close(write_end)
-
-
-def running_pid(pid_file: str, config_path: str) -> int | None:
-    """The pid of the daemon a pid file names, if it runs and is the follower of this configuration."""
-    try:
-        with open(pid_file, encoding='utf-8') as stream:
-            pid = int(stream.read().strip())
-        with open('/proc/%d/cmdline' % pid, 'rb') as stream:
-            command = stream.read().split(b'\0')
-    except (OSError, ValueError):
-        return None
-    return pid if PROGRAM.encode() in command and os.fsencode(config_path) in command else None
-
-
-def stop_daemon(pid_file: str, config_path: str, timeout: float = 60.0) -> bool:
-    """SIGTERM the daemon (it seals what is open) and wait until it has exited; False if it did not in time."""
-    pid = running_pid(pid_file, config_path)
-    if pid is None:
-        return True
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while running_pid(pid_file, config_path) == pid:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
-def parse_arguments(argv: list | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog='rethinkdb-follower', description='Continuous backup of append-only RethinkDB tables.')
-    parser.add_argument('--config', required=True, help='the JSON configuration file')
-    parser.add_argument('--check-config', action='store_true', help='check the configuration and exit')
-    parser.add_argument('--daemon', action='store_true', help='detach (for hosts without systemd)')
-    parser.add_argument('--running', action='store_true', help='with --pid-file: exit 0 if the daemon runs, 3 if not')
-    parser.add_argument('--stop', action='store_true', help='with --pid-file: stop the daemon and wait until it has exited')
-    parser.add_argument('--pid-file', help='with --daemon, --running or --stop: the daemon\'s pid file')
-    parser.add_argument('--log-file', help='with --daemon, where the log goes')
-    return parser.parse_args(argv)
-
-
-def main(argv: list | None = None) -> int:
-    arguments = parse_arguments(argv)
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
-    logging.getLogger('botocore').setLevel(logging.WARNING)
-    if (arguments.running or arguments.stop) and not arguments.pid_file:
-        sys.stderr.write('rethinkdb-follower: --running and --stop need --pid-file\n')
-        return 2
-    if arguments.running:
-        return 0 if running_pid(arguments.pid_file, os.path.abspath(arguments.config)) else 3
-    if arguments.stop:
-        return 0 if stop_daemon(arguments.pid_file, os.path.abspath(arguments.config)) else 1
-    try:
-        config = load_config(arguments.config)
-        if arguments.check_config:
-            print('configuration %s: cluster %s, %s, tables %s' % (arguments.config, config['cluster'], config['repository'], ', '.join(config['tables'])))
-            return 0
-        if arguments.daemon:
-            if not arguments.pid_file or not arguments.log_file:
-                raise ConfigError('--daemon needs --pid-file and --log-file')
-            _daemonize(arguments.pid_file, arguments.log_file)
-        follower = Follower(config)
-    except (ConfigError, RepositoryError) as exc:
-        sys.stderr.write('rethinkdb-follower: %s\n' % exc)
-        return 2
+def follow(config: dict, runner) -> int:
+    """Run the follower until SIGTERM or SIGINT (which seal what is open); 0, or 1 after an error it cannot outwait."""
+    follower = Follower(config, runner)
     signal.signal(signal.SIGTERM, lambda _signum, _frame: follower.stop.set())
     signal.signal(signal.SIGINT, lambda _signum, _frame: follower.stop.set())
     try:
@@ -646,7 +554,3 @@ def main(argv: list | None = None) -> int:
     except (ChainError, HeldIndexError, RepositoryError, SourceError) as exc:
         log.error('stopped: %s', exc)
         return 1
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -697,7 +697,6 @@ class S3Repository(Repository):
         return [self._leftover_name(upload, self.url(upload['Key'])) for upload in self._old_uploads(cluster, older_than)
                 if self._abort_upload(upload)]
 
-
     # --- chains -------------------------------------------------------------------------------------------
 
     def _chains_prefix(self, cluster: str) -> str:

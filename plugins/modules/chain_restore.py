@@ -364,8 +364,8 @@ def main():
     except ReqlError as exc:
         module.fail_json(msg='The restore of chain %s failed at the cluster: %s.' % (params['chain_id'], error_text(exc)))
     except OSError as exc:
-        module.fail_json(msg='The restore of chain %s failed: %s%s.' % (params['chain_id'], exc.strerror or exc,
-                                                                          ' (%s)' % exc.filename if exc.filename else ''))
+        where = ' (%s)' % exc.filename if exc.filename else ''
+        module.fail_json(msg='The restore of chain %s failed: %s%s.' % (params['chain_id'], exc.strerror or exc, where))
     finally:
         close_quietly(connection)
     module.exit_json(**result)

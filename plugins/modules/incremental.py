@@ -63,7 +63,10 @@ options:
 attributes:
   check_mode:
     support: partial
-    description: Reports the base set and the chain it would write to; reads no table and writes nothing.
+    description: Reports the base set it would continue; reads no table and writes nothing.
+    details:
+      - The documents the chain lacks are not counted in check mode (that reads every key of the tables).
+      - With O(take_base), check mode fails when there is no base set, as it takes none.
   diff_mode:
     support: none
     description: The documents backed up are not shown.
@@ -204,7 +207,7 @@ def base_of(module, repository, r, connection) -> tuple:
     login = dict(host=params['login_host'], port=params['login_port'], user=params['login_user'], password=login_password(module),
                  tls_ca_file=params['tls_ca_file'])
     facts = cluster_facts(r, connection, params['tables'])
-    return take_base(repository, params['cluster'], login, params['tables'], facts, module.tmpdir, 'incremental') + (True,)
+    return take_base(repository, params['cluster'], login, params['tables'], facts, module.tmpdir, 'incremental', module) + (True,)
 
 
 def back_up(module, repository, r, connection) -> dict:
@@ -216,8 +219,7 @@ def back_up(module, repository, r, connection) -> dict:
         return dict(changed=True, chain_id=params['chain_id'], began=False, base_set_id=base_entry['set_id'], took_base=False,
                     msg='Would back up the documents of %s that the chain on base set %s lacks.' % (', '.join(params['tables']), base_entry['set_id']))
     chain, content, head = open_chain(store, base_entry, manifest, params['tables'], 'incremental', params['chain_id'])
-    cache_dir = os.path.expanduser(params['cache_dir'])
-    index = HeldIndex(os.path.join(cache_dir, 'index-%s-%s.sqlite' % (params['cluster'], chain['chain_id'])))
+    index = HeldIndex(os.path.join(params['cache_dir'], 'index-%s-%s.sqlite' % (params['cluster'], chain['chain_id'])))
     try:
         done = sync_index(index, store, chain, content, head, manifest)
         writer = ChainWriter(store, chain, head, index, dict(kind='incremental', host=socket.gethostname()), params['seal_documents'],
@@ -279,8 +281,8 @@ def main():
     except ReqlError as exc:
         module.fail_json(msg='Reading the tables of the cluster failed: %s.' % error_text(exc))
     except OSError as exc:
-        module.fail_json(msg='Cannot back up into %s: %s%s.' % (module.params['repository'], exc.strerror or exc,
-                                                                  ' (%s)' % exc.filename if exc.filename else ''))
+        where = ' (%s)' % exc.filename if exc.filename else ''
+        module.fail_json(msg='Cannot back up into %s: %s%s.' % (module.params['repository'], exc.strerror or exc, where))
     finally:
         close_quietly(connection)
     module.exit_json(**result)

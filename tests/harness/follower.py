@@ -2,7 +2,7 @@
 acknowledged document, and what a chain holds, read back from the repository.
 
     writer = Writer(cluster, db='bigchain', rate=50)        # votes and blocks, BigchainDB-shaped, in a thread
-    with FollowerProcess(workdir, config) as follower:       # python -m ...module_utils.follower --config ...
+    with FollowerProcess(workdir, config) as follower:       # roles/follower/files/rethinkdb_follower.py --config ...
         follower.wait_following()
         writer.start(); ...; writer.stop()
         follower.wait_durable(writer.acknowledged())
@@ -32,7 +32,7 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_store i
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_catalog import read_manifest
 from tests.harness.cluster import REPO_ROOT
 
-PROGRAM = 'ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.follower'
+PROGRAM = REPO_ROOT / 'roles' / 'follower' / 'files' / 'rethinkdb_follower.py'
 r = RethinkDB()
 
 
@@ -41,10 +41,10 @@ def sha3(text: str) -> str:
 
 
 def block_document(number: int, salt: str) -> dict:
-    """A block shaped like BigchainDB 0.10's (its id the sha3 of its body)."""
-    body = {'timestamp': str(int(time.time())), 'transactions': [{'id': sha3('%s-tx-%d' % (salt, number)), 'operation': 'CREATE',
-                                                                   'asset': {'data': {'serial': number}}}],
-            'node_pubkey': 'node-%s' % salt, 'voters': ['node-a', 'node-b', 'node-c']}
+    """A block shaped like BigchainDB 0.10's."""
+    transaction = {'id': sha3('%s-tx-%d' % (salt, number)), 'operation': 'CREATE', 'asset': {'data': {'serial': number}}}
+    body = {'timestamp': str(int(time.time())), 'transactions': [transaction], 'node_pubkey': 'node-%s' % salt,
+            'voters': ['node-a', 'node-b', 'node-c']}
     return {'id': sha3('%s-block-%d' % (salt, number)), 'block': body, 'signature': secrets.token_hex(32)}
 
 
@@ -168,7 +168,7 @@ def follower_config(cluster, repository: str, state_dir: Path, db: str = 'bigcha
 
 
 class FollowerProcess:
-    """The follower program run directly, as the role's process mode and the systemd unit run it."""
+    """The follower program run directly from the collection, as the role's process mode and systemd unit run it."""
 
     def __init__(self, workdir: Path, config: dict):
         self.workdir = Path(workdir)
@@ -184,7 +184,7 @@ class FollowerProcess:
         env = dict(os.environ, PYTHONPATH='%s:%s' % (REPO_ROOT / '.build' / 'collections', REPO_ROOT))
         self.starts += 1
         with open(self.log_file, 'a', encoding='utf-8') as log:
-            self.process = subprocess.Popen([sys.executable, '-m', PROGRAM, '--config', str(self.config_file)], env=env,
+            self.process = subprocess.Popen([sys.executable, str(PROGRAM), '--config', str(self.config_file)], env=env,
                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         return self
 

@@ -3,16 +3,28 @@ the catch-ups they call for), its Prometheus figures and its status, and the pas
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import follower as program
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.follower import ConfigError, Follower, load_config, metrics_lines
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import LocalRepository
 from tests.unit.plugins.chain_sets import make_base, open_writer, votes
 
 SECRET = 'pw-never-shown'
+PROGRAM_PATH = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'roles', 'follower', 'files', 'rethinkdb_follower.py')
+
+
+def program():
+    """The follower program (roles/follower/files/rethinkdb_follower.py) as a module."""
+    spec = importlib.util.spec_from_file_location('rethinkdb_follower', PROGRAM_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def write_config(tmp_path, **settings) -> str:
@@ -44,21 +56,39 @@ def test_the_password_is_read_at_start_and_shown_nowhere(tmp_path, capsys):
     path = write_config(tmp_path)
     config = load_config(path)
     assert SECRET not in json.dumps(config)
-    follower = Follower(config)
+    follower = Follower(config, None)
     assert [login.password for login in follower.config['logins']] == [SECRET, SECRET]
     assert [(login.host, login.port) for login in follower.config['logins']] == [('127.0.0.1', 28015), ('::1', 28016)]
-    assert program.main(['--config', path, '--check-config']) == 0
+    assert program().main(['--config', path, '--check-config']) == 0
     assert SECRET not in capsys.readouterr().out
     (tmp_path / 'password').unlink()
     with pytest.raises(ConfigError, match='cannot read password_file'):
-        Follower(config)
+        Follower(config, None)
+
+
+def test_the_program_says_whether_its_daemon_runs_and_stops_it(tmp_path):
+    path = write_config(tmp_path)
+    pid_file = tmp_path / 'follower.pid'
+    sleeper = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', PROGRAM_PATH, '--config', path])
+    try:
+        runner = program()
+        assert runner.main(['--config', path, '--running', '--pid-file', str(pid_file)]) == 3
+        pid_file.write_text('%d\n' % sleeper.pid)
+        assert runner.main(['--config', path, '--running', '--pid-file', str(pid_file)]) == 0
+        assert runner.main(['--config', str(tmp_path / 'other.json'), '--running', '--pid-file', str(pid_file)]) == 3
+        assert runner.main(['--config', path, '--stop', '--pid-file', str(pid_file)]) == 0
+        assert sleeper.wait(10) == -15
+        assert runner.ToolRunner.run_command([sys.executable, '-c', 'import os; print(os.environ["X"])'], {'X': 'y'}) == (0, 'y\n', '')
+    finally:
+        sleeper.kill()
+        sleeper.wait()
 
 
 @pytest.fixture(name='follower')
 def fixture_follower(tmp_path):
     repository = LocalRepository(str(tmp_path / 'backups'))
     make_base(repository, {'bigchain.votes': votes(range(3)), 'bigchain.bigchain': []})
-    follower = Follower(load_config(write_config(tmp_path, metrics_file=str(tmp_path / 'follower.prom'))))
+    follower = Follower(load_config(write_config(tmp_path, metrics_file=str(tmp_path / 'follower.prom'))), None)
     (tmp_path / 'state').mkdir()
     follower.writer = open_writer(repository, tmp_path / 'index.sqlite')
     follower.base_entry = {'set_id': follower.writer.chain['base']['set_id']}
