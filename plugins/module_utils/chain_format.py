@@ -4,9 +4,11 @@
 
 A chain continues one dump set (its base) with sealed segments of the documents received after it:
 
-  chains/<chain_id>/chain.json                 the chain's record, written first: base set, tables, writer
-  chains/<chain_id>/segments/<seq>.jsonl.gz    a segment's records, gzip JSON lines (written first)
-  chains/<chain_id>/segments/<seq>.json        the segment's record, written last, never replaced: the commit
+  chains/<chain_id>/chain.json                   the chain's record, written first: base set, tables, writer
+  chains/<chain_id>/segments/<seq>-<nonce>.jsonl.gz  a segment's records, gzip JSON lines (written first, under a
+                                                 name of its own, so that no writer ever replaces another's)
+  chains/<chain_id>/segments/<seq>.json          the segment's record, naming its data, written last and never
+                                                 replaced: the commit
 
 Each segment's record names the sha256 of the record before it (of chain.json for the first), so the chain is
 a hash-linked list and a missing, replaced or reordered segment shows. Storage is the repository's concern; this
@@ -31,7 +33,7 @@ FORMAT = 1
 CHAIN_RECORD = 'chain.json'
 SEGMENTS_DIR = 'segments'
 CHAIN_ID_RE = re.compile(r'\d{8}T\d{6}Z-[0-9a-f]{4}')
-SEGMENT_NAME_RE = re.compile(r'segments/(?P<seq>\d{8})\.(?P<kind>json|jsonl\.gz)')
+SEGMENT_NAME_RE = re.compile(r'segments/(?P<seq>\d{8})(?:\.(?P<record>json)|-[0-9a-f]{8}\.jsonl\.gz)')
 SHA256_RE = re.compile(r'[0-9a-f]{64}')
 TIME_RE = re.compile(r'\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z')
 WRITER_KINDS = ('follower', 'incremental')
@@ -65,8 +67,9 @@ def check_chain_id(chain_id: Any) -> None:
         raise ChainFormatError("'%s' is not a chain id (like 20261124T163000Z-3f9a)" % chain_id)
 
 
-def segment_data_name(seq: int) -> str:
-    return '%s/%08d.jsonl.gz' % (SEGMENTS_DIR, seq)
+def segment_data_name(seq: int, nonce: str | None = None) -> str:
+    """The name of a segment's data: its number and a nonce (8 hex digits, random unless given)."""
+    return '%s/%08d-%s.jsonl.gz' % (SEGMENTS_DIR, seq, nonce or secrets.token_hex(4))
 
 
 def segment_record_name(seq: int) -> str:
@@ -78,7 +81,7 @@ def parse_object_name(name: str) -> tuple[int, str] | None:
     match = SEGMENT_NAME_RE.fullmatch(name)
     if not match:
         return None
-    return int(match.group('seq')), 'record' if match.group('kind') == 'json' else 'data'
+    return int(match.group('seq')), 'record' if match.group('record') else 'data'
 
 
 # --- documents ---------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ else:
 # Documents as stored: times and binaries as their JSON pseudo-types, so that they go back unchanged.
 RAW = {'time_format': 'raw', 'binary_format': 'raw'}
 KEY_BATCH = 1000
-FETCH_BATCH = 200
+FETCH_BATCH = 1000
 OVERFLOW_RE = re.compile(r'Changefeed cache over array size limit, skipped (\d+) elements')
 VERSION_RE = re.compile(r'rethinkdb (\d+\.\d+\.\d+)')
 
@@ -177,7 +177,7 @@ def _take_batch(r, connection, table: dict, name: str, keys: list, writer, make_
     for start in range(0, len(lacking), FETCH_BATCH):
         documents = table_query(r, table).get_all(*lacking[start:start + FETCH_BATCH]).run(connection, **RAW)
         for document in documents:
-            if writer.add_document(name, document[table['primary_key']], document, 'catchup', monotonic()) == 'inserted':
+            if writer.add_document(name, document[table['primary_key']], document, 'catchup', monotonic(), lacking=True) == 'inserted':
                 taken += 1
             if writer.full():
                 make_room()

@@ -34,7 +34,9 @@ class Head(NamedTuple):
 
 
 class Listing(NamedTuple):
-    """A chain's objects as one listing shows them."""
+    """A chain's objects as one listing shows them: whether it has its record, the segment records (seq -> bytes),
+    the data objects (name -> seq; a seq can have more than one, all but the one its record names left by writers
+    that failed or lost a race), the other names, and the bytes of them all."""
 
     has_record: bool
     records: dict
@@ -75,8 +77,10 @@ class ChainStore:
                 has_record = True
             elif parsed is None:
                 others.append(name)
+            elif parsed[1] == 'record':
+                records[parsed[0]] = object_bytes
             else:
-                (records if parsed[1] == 'record' else data)[parsed[0]] = object_bytes
+                data[name] = parsed[0]
         return Listing(has_record, records, data, sorted(others), size)
 
     def read_chain(self, chain_id: str) -> tuple[dict, bytes]:
@@ -170,8 +174,21 @@ class ChainStore:
         if listing.has_record:
             self.repository.delete_chain_objects(self.cluster, chain_id, [CHAIN_RECORD])
         names = [segment_record_name(seq) for seq in sorted(listing.records, reverse=True)]
-        names += [segment_data_name(seq) for seq in sorted(listing.data, reverse=True)]
+        names += sorted(listing.data, reverse=True)
         self.repository.delete_chain_objects(self.cluster, chain_id, names + listing.others)
+
+    def orphans(self, chain_id: str) -> list[str]:
+        """Data objects of committed segments that their records do not name: what a writer left when it failed
+        after writing them, or lost a race. (Data of a segment not committed yet may be a seal in progress.)"""
+        listing = self.listing(chain_id)
+        found = []
+        for seq in sorted(set(listing.data.values())):
+            names = sorted(name for name, data_seq in listing.data.items() if data_seq == seq)
+            if seq not in listing.records or len(names) < 2:
+                continue
+            record, _content = self.read_segment_record(chain_id, seq)
+            found += [name for name in names if name != record['data']['path']]
+        return found
 
 
 class ChainWriter:
@@ -201,12 +218,13 @@ class ChainWriter:
             return self._pending[(table, text)], False
         return self.index.lookup(table, [text]).get(text)
 
-    def add_document(self, table: str, key, document: dict, source: str, monotonic: float) -> str:
+    def add_document(self, table: str, key, document: dict, source: str, monotonic: float, lacking: bool = False) -> str:
         """Take a document received from a feed or a catch-up: 'inserted', 'repeat' or 'reinsert' (an alarm:
-        a key the chain holds, written again with other content)."""
+        a key the chain holds, written again with other content). lacking: the caller has just found that the chain
+        holds no document of this key (a catch-up's batch), so it is not looked up again."""
         text = key_text(key)
         digest = document_digest(document)
-        known = self._known(table, text)
+        known = None if lacking and (table, text) not in self._pending else self._known(table, text)
         received_at = format_time(utc_now())
         if known is None:
             self.builder.add(table, INSERT, key, received_at, source, monotonic, doc=document)
@@ -325,7 +343,8 @@ def summarize(store: ChainStore, chain_id: str) -> dict:
         entry['holes'] = [seq for seq in range(1, last + 1) if seq not in listing.records]
         if entry['holes']:
             problems.append('segment(s) %s missing' % ', '.join(map(str, entry['holes'][:10])))
-        problems += ['segment %d has no data' % seq for seq in sorted(listing.records) if seq not in listing.data]
+        with_data = set(listing.data.values())
+        problems += ['segment %d has no data' % seq for seq in sorted(listing.records) if seq not in with_data]
         try:
             first, _content = store.read_segment_record(chain_id, min(listing.records))
             newest, _content = store.read_segment_record(chain_id, last)
@@ -385,8 +404,8 @@ def check_chain(store: ChainStore, chain_id: str, until: datetime.datetime | Non
                 seq, record['previous_sha256'], previous))
         previous = sha256_hex(record_content)
         segments.append(record)
-        if seq not in listing.data:
-            problems.append('segment %d has no data' % seq)
+        if record['data']['path'] not in listing.data:
+            problems.append('segment %d has no data (%s is missing)' % (seq, record['data']['path']))
             continue
         problems += _data_problems(store, chain_id, record, until, inserted, alarms)
     entry = _fail(entry, problems) if problems else entry

@@ -417,7 +417,8 @@ kept_chains:
   elements: dict
   sample: [{"chain_id": "20261124T163000Z-3f9a", "base_set_id": "20261124T120000Z-dump-77aa", "why": "its base set 20261124T120000Z-dump-77aa is kept"}]
 leftovers:
-  description: What O(operation=prune) removed (would remove) of interrupted writers, such as S3 multipart uploads.
+  description: What O(operation=prune) removed (would remove) of interrupted writers, such as S3 multipart uploads and data of
+    chain segments that no segment record names.
   returned: when operation is prune
   type: list
   elements: str
@@ -560,6 +561,11 @@ def run_prune(module, repository) -> dict:
             store.delete(verdict['chain_id'])
         set_catalog.prune(repository, cluster, plan.delete, stored_by_path)
         leftovers = repository.remove_leftovers(cluster, older_than)
+    for verdict in chains_kept:
+        orphans = store.orphans(verdict['chain_id'])
+        if orphans and not module.check_mode:
+            repository.delete_chain_objects(cluster, verdict['chain_id'], orphans)
+        leftovers += ['%s of chain %s (data no segment record names)' % (name, verdict['chain_id']) for name in orphans]
     return dict(changed=bool(plan.delete or chains_deleted or leftovers), pruned=plan.delete, kept=plan.keep, leftovers=leftovers,
                 pruned_chains=chains_deleted, kept_chains=chains_kept,
                 pruned_bytes=sum(entry['bytes'] for entry in plan.delete) + sum(entry['bytes'] for entry in chains_deleted))

@@ -201,7 +201,10 @@ class FollowerProcess:
         self.process.wait(30)
 
     def __enter__(self) -> FollowerProcess:
-        return self.start()
+        """Start the follower unless it runs already."""
+        if self.process is None or self.process.poll() is not None:
+            self.start()
+        return self
 
     def __exit__(self, *exc_info) -> None:
         if self.process is not None and self.process.poll() is None:

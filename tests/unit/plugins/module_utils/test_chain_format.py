@@ -32,10 +32,13 @@ def built() -> SegmentBuilder:
 
 
 def test_names_sort_and_parse():
-    assert chain_format.segment_data_name(7) == 'segments/00000007.jsonl.gz'
+    assert chain_format.segment_data_name(7, '0a1b2c3d') == 'segments/00000007-0a1b2c3d.jsonl.gz'
+    assert chain_format.segment_data_name(7) != chain_format.segment_data_name(7)
     assert parse_object_name('segments/00000007.json') == (7, 'record')
-    assert parse_object_name('segments/00000007.jsonl.gz') == (7, 'data')
-    assert parse_object_name('segments/7.json') is None and parse_object_name('chain.json') is None
+    assert parse_object_name('segments/00000007-0a1b2c3d.jsonl.gz') == (7, 'data')
+    assert parse_object_name(chain_format.segment_data_name(12)) == (12, 'data')
+    for other in ('segments/7.json', 'chain.json', 'segments/00000007.jsonl.gz', 'segments/00000007-xyz.jsonl.gz'):
+        assert parse_object_name(other) is None
     assert chain_format.is_chain_id(chain_format.new_chain_id(datetime.datetime(2026, 11, 24, tzinfo=datetime.timezone.utc)))
     with pytest.raises(ChainFormatError, match='is not a chain id'):
         chain_format.check_chain_id('20261124T163000Z-dump-3f9a')
@@ -78,13 +81,13 @@ def test_records_are_checked():
     assert chain_problems(chain, '20261124T163000Z-0000') == ['chain chain_id is 20261124T163000Z-3f9a, but the chain is stored as 20261124T163000Z-0000']
     assert chain_problems(dict(chain, base=dict(BASE, set_id='x'))) == ['chain.base.set_id is "x", expected a backup set id']
     builder = built()
-    data = {'path': 'segments/00000003.jsonl.gz', 'bytes': 10, 'sha256': 'b' * 64, 'raw_bytes': 40, 'store_checksum': None}
+    data = {'path': 'segments/00000003-0a1b2c3d.jsonl.gz', 'bytes': 10, 'sha256': 'b' * 64, 'raw_bytes': 40, 'store_checksum': None}
     totals = {'segments': 3, 'documents': 1, 'alarms': 1, 'gaps': 1, 'inserted': {'bigchain.votes': 1}}
     record = segment_record('20261124T163000Z-3f9a', 3, 'c' * 64, data, builder, totals, WRITER)
     assert segment_problems(record, '20261124T163000Z-3f9a', 3) == []
     assert segment_problems(dict(record, records=5)) == ['segment ? counts 5 records, but its tables add up to another number']
-    assert segment_problems(dict(record, data=dict(data, path='segments/00000004.jsonl.gz'))) == [
-        'segment ? names data segments/00000004.jsonl.gz, not its own']
+    assert segment_problems(dict(record, data=dict(data, path='segments/00000004-0a1b2c3d.jsonl.gz'))) == [
+        'segment ? names data segments/00000004-0a1b2c3d.jsonl.gz, not its own']
     with pytest.raises(ChainFormatError, match='previous_sha256 is "short"'):
         segment_record('20261124T163000Z-3f9a', 3, 'short', data, builder, totals, WRITER)
 

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_base import base_documents, choose_base
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_format import segment_data_name, segment_record_name
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_format import segment_record_name
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_store import (
     ChainError, ChainStore, check_chain, choose_chain, list_chains, plan_chain_retention, summarize)
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import LocalRepository
@@ -105,7 +105,27 @@ def test_a_second_writer_of_a_segment_loses(repository, tmp_path):
     with pytest.raises(ChainError, match='segment 1 of chain .* was written by another writer'):
         writer.seal()
     assert len(writer.builder) == 1 and writer.head.seq == 0
-    assert list(store.listing(writer.chain_id).records) == [1]
+    listing = store.listing(writer.chain_id)
+    assert list(listing.records) == [1] and list(listing.data.values()) == [1]
+
+
+def test_what_a_failed_seal_left_is_an_orphan_that_replaces_nothing(repository, tmp_path):
+    writer = open_writer(repository, tmp_path / 'index.sqlite')
+    fill(writer, [60])
+    committing = writer.store.commit_segment
+
+    def store_away(*_arguments):
+        raise ChainError('the store went away')
+
+    writer.store.commit_segment = store_away
+    with pytest.raises(ChainError):
+        writer.seal()
+    writer.store.commit_segment = committing
+    record = writer.seal()
+    store = ChainStore(repository, CLUSTER)
+
+    assert store.orphans(writer.chain_id) == [name for name in store.listing(writer.chain_id).data if name != record['data']['path']]
+    assert len(store.orphans(writer.chain_id)) == 1 and check_chain(store, writer.chain_id).problems == []
 
 
 def damage(repository, chain_id, name, change):
@@ -120,7 +140,7 @@ def damage(repository, chain_id, name, change):
     ('hole', r'segment\(s\) 2 missing'),
     ('record', 'segment 3 names record sha256'),
     ('data', 'segment 2 of chain .* has .* bytes with sha256'),
-    ('no data', 'segment 2 has no data'),
+    ('no data', r'segment 2 has no data \(segments/00000002-[0-9a-f]{8}.jsonl.gz is missing\)'),
 ])
 def test_a_full_check_finds_what_is_wrong(repository, tmp_path, fault, problem):
     writer = open_writer(repository, tmp_path / 'index.sqlite')
@@ -128,14 +148,15 @@ def test_a_full_check_finds_what_is_wrong(repository, tmp_path, fault, problem):
         fill(writer, [30 + number])
         writer.seal()
     chain_id = writer.chain_id
+    data_name = ChainStore(repository, CLUSTER).read_segment_record(chain_id, 2)[0]['data']['path']
     if fault == 'hole':
-        repository.delete_chain_objects(CLUSTER, chain_id, [segment_record_name(2), segment_data_name(2)])
+        repository.delete_chain_objects(CLUSTER, chain_id, [segment_record_name(2), data_name])
     elif fault == 'record':
         damage(repository, chain_id, segment_record_name(2), lambda content: content.replace(b'"host": "db1"', b'"host": "db9"'))
     elif fault == 'data':
-        damage(repository, chain_id, segment_data_name(2), lambda content: gzip.compress(gzip.decompress(content), compresslevel=1, mtime=1))
+        damage(repository, chain_id, data_name, lambda content: gzip.compress(gzip.decompress(content), compresslevel=1, mtime=1))
     else:
-        repository.delete_chain_objects(CLUSTER, chain_id, [segment_data_name(2)])
+        repository.delete_chain_objects(CLUSTER, chain_id, [data_name])
 
     check = check_chain(ChainStore(repository, CLUSTER), chain_id)
 
@@ -210,7 +231,7 @@ def test_a_restore_chooses_the_chain_receiving_at_the_moment():
 def test_a_deleted_chain_goes_record_first(repository, tmp_path):
     writer = open_writer(repository, tmp_path / 'index.sqlite')
     fill(writer, [50])
-    writer.seal()
+    data_name = writer.seal()['data']['path']
     store = ChainStore(repository, CLUSTER)
     deleted = []
     original = repository.delete_chain_objects
@@ -218,5 +239,5 @@ def test_a_deleted_chain_goes_record_first(repository, tmp_path):
 
     store.delete(writer.chain_id)
 
-    assert deleted[0] == ['chain.json'] and deleted[1] == [segment_record_name(1), segment_data_name(1)]
+    assert deleted[0] == ['chain.json'] and deleted[1] == [segment_record_name(1), data_name]
     assert list_chains(store) == [] and [entry['method'] for entry in list_sets(repository, CLUSTER)] == ['dump']

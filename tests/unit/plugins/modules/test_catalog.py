@@ -9,10 +9,12 @@ import os
 
 import pytest
 
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_store import ChainStore, check_chain
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import LocalRepository
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import format_time, new_set_id, utc_now
 from ansible_collections.bigchaindb.rethinkdb.plugins.modules import catalog
 from tests.unit.plugins.backup_sets import CLUSTER, cluster_info, make_set, part_contents, tree, write_parts
+from tests.unit.plugins.chain_sets import make_base, open_writer, votes
 from tests.unit.plugins.fake_reql import run_module
 
 NOW = utc_now().replace(microsecond=0)
@@ -395,3 +397,32 @@ def test_a_repository_that_is_a_file_is_one_line(tmp_path, capsys):
 
     assert result['msg'] == 'Cannot begin backup sets of cluster %s in %s: Not a directory (%s).' % (
         CLUSTER, tmp_path / 'backups', tmp_path / 'backups' / CLUSTER)
+
+
+def test_prune_removes_segment_data_that_no_record_names_from_a_kept_chain(repository, capsys, tmp_path):
+    make_base(repository, {'bigchain.votes': votes(range(3))}, at=ago(1))
+    writer = open_writer(repository, tmp_path / 'index.sqlite')
+    writer.add_document('bigchain.votes', 'vote-0009', {'id': 'vote-0009', 'vote': {'n': 9}}, 'feed', 1.0)
+    committing = writer.store.commit_segment
+
+    def store_away(*_arguments):
+        raise OSError('the store went away')
+
+    writer.store.commit_segment = store_away
+    with pytest.raises(OSError):
+        writer.seal()
+    writer.store.commit_segment = committing
+    kept_data = writer.seal()['data']['path']
+    store = ChainStore(repository, CLUSTER)
+    orphan = store.orphans(writer.chain_id)
+
+    checked = catalog_run(capsys, repository, 'prune', check_mode=True)
+    assert store.orphans(writer.chain_id) == orphan and len(orphan) == 1
+    pruned = catalog_run(capsys, repository, 'prune')
+    again = catalog_run(capsys, repository, 'prune')
+
+    assert checked['changed'] is True and checked['leftovers'] == pruned['leftovers'] == [
+        '%s of chain %s (data no segment record names)' % (orphan[0], writer.chain_id)]
+    assert store.orphans(writer.chain_id) == [] and list(store.listing(writer.chain_id).data) == [kept_data]
+    assert (again['changed'], again['leftovers']) == (False, [])
+    assert check_chain(store, writer.chain_id).problems == []
