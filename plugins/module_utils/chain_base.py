@@ -25,8 +25,8 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_format 
     CHAIN_RECORD, INSERT, document_digest, key_text, new_chain_id, sha256_hex)
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_index import HeldIndex
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_store import ChainError, ChainStore, Head, list_chains
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.driver_tools import (
-    DumpArchiveError, ToolFailure, check_password, password_file, read_dump_archive, run_tool, tool_argv)
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.driver_tools import ToolFailure, check_password, password_file, run_tool, tool_argv
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.dump_archive import DumpArchiveError, read_dump_archive
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository import Repository
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import (
     MANIFEST, build_manifest, dump_part_path, format_time, manifest_bytes, manifest_tables, new_set_id, topology_record, utc_now)

@@ -142,6 +142,21 @@ EXAMPLES = r'''
     verify_checksums: false
   delegate_to: localhost
   run_once: true
+
+- name: Choose the chain of continuous backup that reaches a second before an accident, checked in full
+  bigchaindb.rethinkdb.catalog_info:
+    repository: path:/mnt/backups/rethinkdb
+    cluster: rethinkdb
+    chain: latest
+    until: "2026-11-25T08:41:59Z"
+  delegate_to: localhost
+  run_once: true
+  register: chosen_chain
+
+- name: Say what a restore to that second would load
+  ansible.builtin.debug:
+    msg: "{{ chosen_chain.chain.chain_id }} on {{ chosen_chain.chain.base_set_id }}: {{ chosen_chain.chain_plan }}"
+  run_once: true
 '''
 
 RETURN = r'''

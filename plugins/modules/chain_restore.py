@@ -87,6 +87,13 @@ EXAMPLES = r'''
     chain_id: 20261124T163000Z-3f9a
     state: prepared
     restore_id: 20261125T090000Z-1b2c
+    base_dest: /var/tmp/rethinkdb-restore/base.tar.gz
+    login_host: db1.example.net
+    login_port: 28015
+    login_user: admin
+    login_password_file: /etc/rethinkdb/admin-password
+    tls_ca_file: /etc/rethinkdb/ca.pem
+    connect_timeout: 20
 
 - name: Load the segments up to a second before the accident
   bigchaindb.rethinkdb.chain_restore:
@@ -95,7 +102,22 @@ EXAMPLES = r'''
     chain_id: 20261124T163000Z-3f9a
     state: loaded
     until: "2026-11-25T08:41:59Z"
+    batch_size: 500
+    login_host: db1.example.net
+    login_password: "{{ vault_rethinkdb_admin_password }}"
   register: loaded
+
+- name: Load a whole chain kept in an S3 bucket
+  bigchaindb.rethinkdb.chain_restore:
+    repository: s3://backups/rethinkdb
+    cluster: bigchaindb
+    chain_id: 20261124T163000Z-3f9a
+    state: loaded
+    s3_endpoint_url: https://s3.example.net
+    s3_region: eu-west-1
+    s3_credentials_file: /etc/rethinkdb/s3-credentials
+    s3_profile: backups
+    s3_ca_bundle: /etc/ssl/certs/example-ca.pem
 '''
 
 RETURN = r'''

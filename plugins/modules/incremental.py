@@ -94,6 +94,33 @@ EXAMPLES = r'''
     login_password_file: /etc/rethinkdb/admin-password
   register: incremental
 
+- name: Continue a given chain on a given base, from a node reached over TLS, into an S3 bucket
+  bigchaindb.rethinkdb.incremental:
+    repository: s3://backups/rethinkdb
+    cluster: bigchaindb
+    base_set: 20261124T120000Z-dump-77aa
+    chain_id: "{{ incremental.chain_id }}"
+    cache_dir: /var/cache/bigchaindb-rethinkdb
+    seal_documents: 2000
+    login_host: db1.example.net
+    login_port: 28015
+    login_user: backup
+    login_password: "{{ vault_rethinkdb_backup_password }}"
+    tls_ca_file: /etc/rethinkdb/ca.pem
+    connect_timeout: 20
+    s3_endpoint_url: https://s3.example.net
+    s3_region: eu-west-1
+    s3_credentials_file: /etc/rethinkdb/s3-credentials
+    s3_profile: backups
+    s3_ca_bundle: /etc/ssl/certs/example-ca.pem
+
+- name: The first run of a new cluster, where no dump set can be the base yet
+  bigchaindb.rethinkdb.incremental:
+    repository: path:/mnt/backups/rethinkdb
+    cluster: bigchaindb
+    take_base: true
+    login_password_file: /etc/rethinkdb/admin-password
+
 - name: Say what it saved
   ansible.builtin.debug:
     msg: "{{ incremental.documents }} documents into chain {{ incremental.chain_id }}"
