@@ -5,18 +5,19 @@ backend's copy against `cp -a` of the same directory to the same target."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import time
 from pathlib import Path
 
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.backup_set import new_set_id
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import LocalRepository
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_catalog import read_manifest
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import new_set_id
 
 from bench.datasets import Writer, load_cluster
 from bench.dump import task_result
 from tests.harness.loopfs import loop_filesystem
-from bench.procs import Ansible, ModuleRunner, run
+from bench.procs import Ansible, BenchError, ModuleRunner, run
 from bench.timing import Contender, Sample, alternate, summary, throughput_figure, timed, value_figure
 from tests.harness.cluster import Cluster
 
@@ -28,7 +29,9 @@ BTRFS_MIB = 512
 # backup_barrier_delay default is 3 seconds too).
 DIRECT_LEAD_SECONDS = 3.0
 TAKE_TASK = "Take every node's snapshot at the same instant"
-COMMIT_TASK = "Commit the backup set, checking every part's size and sha256 after the transfer"
+COMMIT_TASK = 'Commit the set'
+# The backup role's cluster name in the repository when the inventory names none: the group's name.
+CLUSTER_NAME = 'rethinkdb'
 
 
 def _skew_ms(taken_at: list) -> float:
@@ -47,14 +50,16 @@ class BtrfsRuns:
             rethinkdb_login_host=cluster.host, rethinkdb_backup_root=str(work / 'snapshot-backups'),
             rethinkdb_backup_node_dir=str(work / 'snapshot-node-dirs'))
         self.ansible = Ansible(work / 'snapshot-ansible', inventory)
+        self.repository = LocalRepository(str(work / 'snapshot-backups'))
 
     def by_role(self) -> dict:
         """One backup role run (method snapshot, backend btrfs): each node's capture and the committed skew."""
         playbook_run = self.ansible.playbook('bigchaindb.rethinkdb.backup', '-e', 'method=snapshot', '-e', 'backend=btrfs')
         taken = [task_result(playbook_run, TAKE_TASK, node.name) for node in self.cluster.nodes]
         committed = task_result(playbook_run, COMMIT_TASK, self.cluster.nodes[0].name)
-        with open(os.path.join(committed['set']['path'], 'manifest.json'), encoding='utf-8') as stream:
-            manifest = json.load(stream)
+        manifest, problems = read_manifest(self.repository, CLUSTER_NAME, committed['set_id'])
+        if manifest is None:
+            raise BenchError('set %s was committed, but its manifest cannot be read: %s' % (committed['set_id'], '; '.join(problems)))
         self.settle()
         return dict(skew_ms=_skew_ms([result['taken_at'] for result in taken]), took_ms=[result['took_ms'] for result in taken],
                     late_ms=[result['late_ms'] for result in taken], manifest_skew_ms=manifest['snapshot']['skew_ms'],
