@@ -40,7 +40,7 @@ def load_cluster(cluster, blocks: int, replicas: int = 1) -> dict:
                 seconds=round(time.perf_counter() - started, 1))
 
 
-def _regular_files(directory: Path) -> list:
+def regular_files(directory: Path) -> list:
     """(path, size) of the regular files under a directory, in a stable order."""
     found = []
     for parent, subdirectories, names in os.walk(directory):
@@ -61,14 +61,14 @@ def scaled_data_dir(sources: list, dest: Path, min_bytes: int) -> dict:
     """
     dest.mkdir(parents=True)
     total = files = 0
-    for path, size in _regular_files(sources[0]):
+    for path, size in regular_files(sources[0]):
         if size < TABLE_FILE_BYTES:
             target = dest / path.relative_to(sources[0])
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
             total += size
             files += 1
-    tables = [(path, size) for source in sources for path, size in _regular_files(source) if size >= TABLE_FILE_BYTES]
+    tables = [(path, size) for source in sources for path, size in regular_files(source) if size >= TABLE_FILE_BYTES]
     if not tables:
         raise BenchError('the loaded cluster has no table file of %d bytes or more to build the data set from' % TABLE_FILE_BYTES)
     repeats = 0

@@ -11,7 +11,9 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -24,6 +26,8 @@ MODULE_PACKAGE = 'ansible_collections.bigchaindb.rethinkdb.plugins.modules'
 # Variables the driver's tools must not see (RETHINKDB_DRIVER_PORT makes them exit 2).
 HIDDEN_VARIABLES = ('RETHINKDB_DRIVER_PORT',)
 TAIL_CHARS = 3000
+# How often PeakMemory samples the process trees it watches.
+MEMORY_POLL_SECONDS = 0.05
 
 
 class BenchError(Exception):
@@ -124,10 +128,12 @@ class PlaybookRun:
 
 
 class Ansible:
-    """Runs ansible-playbook against one inventory, with the collection of this checkout."""
+    """Runs ansible-playbook against one inventory, with the collection of this checkout; command_prefix runs it
+    elsewhere (inside a lab's controller namespace)."""
 
-    def __init__(self, workdir: Path, inventory: dict):
+    def __init__(self, workdir: Path, inventory: dict, command_prefix: list | None = None):
         self.workdir = Path(workdir)
+        self.command_prefix = list(command_prefix or [])
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.inventory = self.workdir / 'inventory.yml'
         self.inventory.write_text(yaml.safe_dump(inventory, default_flow_style=False, sort_keys=False))
@@ -137,7 +143,8 @@ class Ansible:
         """Run a playbook (a path or a collection playbook name); BenchError unless it succeeds."""
         self.runs += 1
         record_file = self.workdir / ('run-%d.jsonl' % self.runs)
-        argv = [str(Path(sys.executable).parent / 'ansible-playbook'), '-i', str(self.inventory), str(playbook), '--forks', str(forks)]
+        argv = self.command_prefix + [str(Path(sys.executable).parent / 'ansible-playbook'), '-i', str(self.inventory), str(playbook),
+                                      '--forks', str(forks)]
         argv += list(options)
         environment = child_environment(ANSIBLE_CALLBACK_PLUGINS=str(RECORD_CALLBACKS), ANSIBLE_CALLBACKS_ENABLED='record',
                                         ANSIBLE_LOCAL_TEMP=str(self.workdir / 'ansible-tmp'), RECORD_FILE=str(record_file))
@@ -150,6 +157,11 @@ class Ansible:
         records = [json.loads(line) for line in record_file.read_text().splitlines()] if record_file.exists() else []
         return PlaybookRun(seconds, records)
 
+    def runs_here(self, argv: list) -> bool:
+        """Whether a process is an ansible-playbook run of this runner (for PeakMemory: its workers and their
+        ssh clients are its descendants)."""
+        return len(argv) > 1 and argv[1].endswith('ansible-playbook') and str(self.inventory) in argv
+
     def one_task(self, host: str, module: str, args: dict) -> PlaybookRun:
         """A play of one task: `module` (a fully qualified name) with `args` on one host, as a user's playbook runs it."""
         play = [{'name': 'bench', 'hosts': host, 'gather_facts': False,
@@ -157,3 +169,96 @@ class Ansible:
         path = self.workdir / ('one-task-%s.yml' % module)
         path.write_text(yaml.safe_dump(play, sort_keys=False))
         return self.playbook(path)
+
+
+def process_table() -> dict:
+    """Every process of the machine now: pid -> (parent pid, argv). Lab nodes share the machine's pid namespace
+    (they are network namespaces only), so their processes are here too."""
+    table = {}
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % entry, encoding='ascii', errors='replace') as stat:
+                parent = int(stat.read().rsplit(')', 1)[1].split()[1])
+            with open('/proc/%s/cmdline' % entry, 'rb') as cmdline:
+                argv = cmdline.read().decode(errors='replace').split('\0')[:-1]
+        except (OSError, IndexError, ValueError):
+            continue
+        table[int(entry)] = (parent, argv)
+    return table
+
+
+def with_descendants(roots: set, table: dict) -> set:
+    """The roots and every process below them."""
+    tree = set(roots)
+    grew = True
+    while grew:
+        grew = False
+        for pid, (parent, dummy) in table.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return tree
+
+
+def resident_bytes(pid: int) -> tuple:
+    """(RSS, PSS) of a process in bytes, from /proc/<pid>/smaps_rollup; (0, 0) once it is gone. PSS shares every
+    page among the processes that map it, so PSS adds up over a tree (a forked worker's pages shared with its
+    parent count once); RSS counts them in each."""
+    values = {}
+    try:
+        with open('/proc/%d/smaps_rollup' % pid, encoding='ascii') as rollup:
+            for line in rollup:
+                name, dummy, rest = line.partition(':')
+                if name in ('Rss', 'Pss'):
+                    values[name] = int(rest.split()[0]) * 1024
+    except (OSError, ValueError):
+        return 0, 0
+    return values.get('Rss', 0), values.get('Pss', 0)
+
+
+class PeakMemory(threading.Thread):
+    """Samples, every `interval` seconds until stopped, the resident memory of groups of process trees: each
+    group is a function of the process table that returns its root pids (an ansible-playbook run, the module
+    processes on a node), and its size the sum over the roots and their descendants. stop() returns each
+    group's peaks: summed PSS (what the tree takes) and summed RSS (pages shared between its processes counted
+    once per process), and the most processes seen at once."""
+
+    def __init__(self, groups: dict, interval: float = MEMORY_POLL_SECONDS):
+        super().__init__(name='bench-memory', daemon=True)
+        self._groups = groups
+        self._interval = interval
+        self._stopping = threading.Event()
+        self.peaks = dict((name, dict(pss=0, rss=0, processes=0)) for name in groups)
+        self.samples = 0
+
+    def run(self) -> None:
+        while True:
+            self.sample()
+            if self._stopping.wait(self._interval):
+                self.sample()
+                return
+
+    def sample(self) -> None:
+        table = process_table()
+        for name, roots in self._groups.items():
+            tree = with_descendants(set(roots(table)), table)
+            sizes = [resident_bytes(pid) for pid in tree]
+            peak = self.peaks[name]
+            peak['rss'] = max(peak['rss'], sum(rss for rss, dummy in sizes))
+            peak['pss'] = max(peak['pss'], sum(pss for dummy, pss in sizes))
+            peak['processes'] = max(peak['processes'], len([rss for rss, dummy in sizes if rss]))
+        self.samples += 1
+
+    def stop(self) -> dict:
+        """Stop sampling; the peaks by group, in MB (10^6 bytes)."""
+        self._stopping.set()
+        self.join()
+        return dict((name, dict(peak_pss_mb=round(peak['pss'] / 1e6, 1), peak_rss_mb=round(peak['rss'] / 1e6, 1), processes=peak['processes']))
+                    for name, peak in self.peaks.items())
+
+
+def argv_roots(predicate) -> Callable:
+    """A PeakMemory group: the processes whose argv satisfies predicate."""
+    return lambda table: [pid for pid, (dummy, argv) in table.items() if argv and predicate(argv)]

@@ -39,6 +39,12 @@ def _target_text(figure: dict) -> str:
 def figure_row(figure: dict) -> tuple:
     """(id, measured, baseline, ratio, CPU ratio, target, result) of one figure, as text; the CPU ratio is CPU
     seconds used, measured over baseline (lower is cheaper)."""
+    if figure['kind'] == 'fit':
+        fit = figure['fit']
+        if fit['seconds_per_gb'] is None:
+            return (figure['id'], 'one size only: no fit', '', '', '', '-', RESULT_WORDS[None])
+        return (figure['id'], '%.1f s fixed + %.1f s per GB' % (fit['fixed_seconds'], fit['seconds_per_gb']), '', '', '', '-',
+                RESULT_WORDS[None])
     if figure['kind'] == 'value':
         values = figure['values']
         return (figure['id'], 'max %.1f, median %.1f %s' % (values['max'], values['median'], figure['unit']), '', '', '',
