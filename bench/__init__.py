@@ -1,4 +1,4 @@
-"""`make bench`: the figures of DESIGN.md section 7, each measured side by side with the raw tool it must keep up with.
+"""`make bench`: the collection's figures, each measured side by side with the raw tool it must keep up with.
 
 `python -m bench.run` (what `make bench` runs) starts local clusters, generates BigchainDB-shaped data, runs the
 collection's modules and roles alternately with `rethinkdb dump`, `tar | zstd`, `zstd -d | tar -x` and `cp -a`,
