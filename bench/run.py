@@ -1,9 +1,10 @@
 """`python -m bench.run` (`make bench`): measure every figure, write the JSON results, print the table.
 
-Parts: dump (figures 1, 2), archive (3), unpack (4), snapshot (5, btrfs), fsfreeze (6), native (7, 8: the native
-dump and restore engine at 100,000 and 1,000,000 documents), chain (the chain check), and issue 10's: transfer (a
-part crossing SSH with become, on the SSH lab), s3 (a part streamed into S3), role (the backup role on 3 lab nodes
-per GB of data). A part that cannot
+Parts: dump (the dump module and role against rethinkdb dump), archive and unpack (a node's data directory into and
+out of a part), snapshot (btrfs skew and take time), fsfreeze (the freeze-and-copy backend), native (the native dump
+and restore engine at 100,000 and 1,000,000 documents), chain (the chain check), continuous (the follower's lag,
+its catch-up and incremental backups), transfer (a part crossing SSH with become, on the SSH lab), s3 (a part
+streamed into S3), role (the backup role on 3 lab nodes per GB of data). A part that cannot
 run here (not root, a tool missing) is skipped with its reason; a part that fails is recorded and the others
 still run. Missed targets are figures like any other: the exit status is 1 only when a part failed.
 Everything a run makes lives in one temporary work directory, removed at the end; clusters are stopped and
@@ -23,12 +24,12 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import archive, chain, datasets, dump, machine, native, report, s3, snapshot, transport
+from bench import archive, chain, continuous, datasets, dump, machine, native, report, s3, snapshot, transport
 from bench.procs import REPO, ModuleRunner
 from tests.harness import loopfs, s3server, sshlab
 from tests.harness.cluster import Cluster
 
-PARTS = ('dump', 'archive', 'unpack', 'snapshot', 'fsfreeze', 'native', 'chain', 'transfer', 's3', 'role')
+PARTS = ('dump', 'archive', 'unpack', 'snapshot', 'fsfreeze', 'native', 'chain', 'continuous', 'transfer', 's3', 'role')
 # Parts that run on the dump cluster's data or on the node data set scaled up from it.
 NEEDS_LOADED_CLUSTER = ('dump', 'archive', 'unpack', 'fsfreeze', 'chain', 's3', 'role')
 NEEDS_DATASET = ('archive', 'unpack', 'fsfreeze', 's3', 'role')
@@ -66,10 +67,23 @@ def parse_arguments(argv: list | None) -> argparse.Namespace:
     parser.add_argument('--role-sizes-gb', default='0.5,2', help='data per node of the backup role runs on 3 lab nodes, in GB (10^9 bytes; '
                         'default %(default)s; issue 10 asks for 0.5,2,8, which needs 3 x 9 GB of disk and the better part of an hour more)')
     parser.add_argument('--role-reps', type=int, default=2, help='backup role runs at each size (default %(default)s)')
+    parser.add_argument('--continuous-documents', type=int, default=20000,
+                        help='part continuous: documents in bigchain.bigchain and bigchain.votes of its cluster (default %(default)s)')
+    parser.add_argument('--continuous-rates', default='200,2000',
+                        help="part continuous: write rates of the follower's lag figures, documents/s (default %(default)s)")
+    parser.add_argument('--continuous-rate-seconds', type=float, default=20,
+                        help='part continuous: seconds of writing at each rate (default %(default)s)')
+    parser.add_argument('--continuous-seal-seconds', type=float, default=1, help="part continuous: the follower's seal_seconds (default %(default)s)")
+    parser.add_argument('--continuous-outage-seconds', type=float, default=60,
+                        help='part continuous: the outage the catch-up closes, in seconds (default %(default)s)')
+    parser.add_argument('--continuous-reps', type=int, default=3, help='part continuous: repetitions of its comparisons (default %(default)s)')
+    parser.add_argument('--continuous-day-segments', type=int, default=8640,
+                        help='part continuous: segments in a day, for the listing figure (default %(default)s)')
     parser.add_argument('--work-dir', help='directory for the temporary work directory (default: the system temporary directory)')
     parser.add_argument('--results-dir', default=str(REPO / 'bench' / 'results'), help='where results go (default bench/results)')
     arguments = parser.parse_args(argv)
     arguments.parts = [part.strip() for part in arguments.parts.split(',') if part.strip()]
+    arguments.continuous_rates = [int(rate) for rate in arguments.continuous_rates.split(',') if rate.strip()]
     unknown = sorted(set(arguments.parts) - set(PARTS))
     if unknown:
         parser.error('unknown parts: %s (choose among %s)' % (', '.join(unknown), ', '.join(PARTS)))
@@ -132,7 +146,11 @@ class Run:
                             native_shards=arguments.native_shards, native_replicas=arguments.native_replicas,
                             transfer_part_mib=arguments.transfer_part_mib, transfer_reps=arguments.transfer_reps,
                             s3_data_mib=arguments.s3_data_mib, s3_reps=arguments.s3_reps, role_sizes_gb=arguments.role_sizes_gb,
-                            role_reps=arguments.role_reps),
+                            role_reps=arguments.role_reps,
+                            continuous=dict(documents=arguments.continuous_documents, rates=arguments.continuous_rates,
+                                            rate_seconds=arguments.continuous_rate_seconds, seal_seconds=arguments.continuous_seal_seconds,
+                                            outage_seconds=arguments.continuous_outage_seconds, reps=arguments.continuous_reps,
+                                            day_segments=arguments.continuous_day_segments)),
             datasets={},
             parts={},
             figures=[],
@@ -229,6 +247,8 @@ class Run:
         if 'transfer' in parts:
             self.part('transfer', lambda: transport.measure_transfer(self.work / 'transfer-part', self.arguments.transfer_part_mib,
                                                                      self.arguments.transfer_reps, say))
+        if 'continuous' in parts:
+            self.part('continuous', lambda: continuous.measure(self.work / 'continuous', self.arguments))
         if 'native' in parts:
             arguments = self.arguments
             self.part('native', lambda: native.measure(self.work / 'native', arguments.native_documents,

@@ -197,7 +197,8 @@ def _run_dump(runner, login: dict, tables: list, archive_path: str, scratch: str
         argv = tool_argv('dump', dict(login_host=login['host'], login_port=login['port'], login_user=login['user'], password_file=password_path,
                                       tls_ca_file=login.get('tls_ca_file'), file=archive_path, temp_dir=scratch, clients=2,
                                       read_outdated=False, tables=tables))
-        run_tool(runner, argv).check('dump', 'writing to %s' % scratch, 'free some space in %s' % os.path.dirname(scratch))
+        run_tool(runner, argv).check('dump', 'writing to %s' % scratch, 'free some space in %s' % os.path.dirname(scratch),
+                                     '%s:%s' % (login['host'], login['port']))
 
 
 def take_base(repository: Repository, cluster: str, login: dict, tables: list, cluster_info: dict, scratch_parent: str,
