@@ -74,7 +74,7 @@ class ContinuousBench:
     def documents(self) -> int:
         """Documents in the followed tables now."""
         with self.cluster.connect() as connection:
-            return sum(r.db(table.split('.')[0]).table(table.split('.')[1]).count().run(connection) for table in TABLES)
+            return sum(r.db(db).table(name).count().run(connection) for db, name in (table.split('.', 1) for table in TABLES))
 
     def follower(self, name: str) -> FollowerProcess:
         config = follower_config(self.cluster, self.repository_url, self.work / 'state', seal_seconds=self.arguments.continuous_seal_seconds,
@@ -173,8 +173,8 @@ class ContinuousBench:
 
         def dump(rep: int) -> Sample:
             dest = self.work / ('dump-%d.tar.gz' % rep)
-            sample = timed(lambda: dict(documents=self.modules.call('dump', dict(login_host=self.cluster.host, login_port=self.node.driver_port,
-                                                                                      tables=list(TABLES), dest=str(dest), force=True))['documents']))
+            dump_args = dict(login_host=self.cluster.host, login_port=self.node.driver_port, tables=list(TABLES), dest=str(dest), force=True)
+            sample = timed(lambda: dict(documents=self.modules.call('dump', dump_args)['documents']))
             dest.unlink()
             return sample
 

@@ -105,8 +105,8 @@ def ssh_argv(lab: sshlab.Lab, node: sshlab.LabNode, command: list) -> list:
     for option in ('UserKnownHostsFile=%s' % lab.known_hosts, 'IdentitiesOnly=yes', 'ConnectTimeout=5', 'ServerAliveInterval=5',
                    'ServerAliveCountMax=2', 'BatchMode=yes'):
         options += ['-o', option]
-    return lab.controller_argv() + ['ssh', '-i', str(lab.private_key)] + options + ['-p', str(sshlab.SSH_PORT),
-                                                                                   '%s@%s' % (sshlab.SSH_USER, node.address), '--'] + command
+    login = ['-p', str(sshlab.SSH_PORT), '%s@%s' % (sshlab.SSH_USER, node.address), '--']
+    return lab.controller_argv() + ['ssh', '-i', str(lab.private_key)] + options + login + command
 
 
 class TransferContenders:
@@ -122,8 +122,8 @@ class TransferContenders:
         self.fetched.mkdir(mode=0o700, parents=True)
         self.ansible = Ansible(work / 'ansible', lab.inventory(), command_prefix=lab.controller_argv())
         self.play = work / 'transfer.yml'
-        task = {'name': TRANSFER_TASK, 'bigchaindb.rethinkdb.transfer': dict(direction='fetch', src=str(part), dest='{{ bench_dest }}',
-                                                                              sha256=sha256, bytes=size)}
+        transfer = dict(direction='fetch', src=str(part), dest='{{ bench_dest }}', sha256=sha256, bytes=size)
+        task = {'name': TRANSFER_TASK, 'bigchaindb.rethinkdb.transfer': transfer}
         self.play.write_text(yaml.safe_dump([dict(name='bench', hosts='node1', gather_facts=False, tasks=[task])], sort_keys=False))
         self.controller = _controller_group(self.ansible, lab)
 
