@@ -3,13 +3,17 @@ the catch-ups they call for), its Prometheus figures and its status, and the pas
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
+import yaml
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.follower import ConfigError, Follower, load_config, metrics_lines
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import LocalRepository
@@ -66,10 +70,20 @@ def test_the_password_is_read_at_start_and_shown_nowhere(tmp_path, capsys):
         Follower(config, None)
 
 
+def wait_for_command_line(pid: int) -> None:
+    """Wait until a process just started shows its command line: Popen returns once the child's exec has
+    begun (the vfork parent resumes then), a moment before the kernel sets up the new arguments."""
+    deadline = time.monotonic() + 10
+    while PROGRAM_PATH.encode() not in Path('/proc/%d/cmdline' % pid).read_bytes():
+        assert time.monotonic() < deadline, 'process %d never showed its command line' % pid
+        time.sleep(0.01)
+
+
 def test_the_program_says_whether_its_daemon_runs_and_stops_it(tmp_path):
     path = write_config(tmp_path)
     pid_file = tmp_path / 'follower.pid'
     sleeper = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', PROGRAM_PATH, '--config', path])
+    wait_for_command_line(sleeper.pid)
     try:
         runner = program()
         assert runner.main(['--config', path, '--running', '--pid-file', str(pid_file)]) == 3
@@ -135,3 +149,25 @@ def test_the_figures_say_what_a_stalled_follower_would_not(follower, tmp_path):
     assert all(line.startswith(('# HELP rethinkdb_follower_', '# TYPE rethinkdb_follower_', 'rethinkdb_follower_'))
                for line in metrics_lines(follower, True))
     assert SECRET not in sealed and SECRET not in json.dumps(status)
+
+
+def test_the_role_installs_exactly_the_module_utils_the_program_imports():
+    module_utils = os.path.join(os.path.dirname(PROGRAM_PATH), '..', '..', '..', 'plugins', 'module_utils')
+    imported, reading = set(), [PROGRAM_PATH]
+    while reading:
+        with open(reading.pop(), encoding='utf-8') as source:
+            tree = ast.parse(source.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.endswith('plugins.module_utils'):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and '.plugins.module_utils.' in node.module:
+                names = [node.module.rsplit('.', 1)[1]]
+            else:
+                continue
+            for name in set(names) - imported:
+                imported.add(name)
+                reading.append(os.path.join(module_utils, name + '.py'))
+    with open(os.path.join(os.path.dirname(PROGRAM_PATH), '..', 'vars', 'main.yml'), encoding='utf-8') as role_vars:
+        installed = yaml.safe_load(role_vars)['follower_module_utils']
+
+    assert sorted(installed) == sorted(name + '.py' for name in imported)
