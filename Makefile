@@ -5,12 +5,15 @@ SHELL := /bin/bash
 VENV := .venv
 PYTHON := $(CURDIR)/$(VENV)/bin/python
 COLLECTIONS := $(CURDIR)/.build/collections
+COLLECTION := $(COLLECTIONS)/ansible_collections/bigchaindb/rethinkdb
 SANITY_ROOT := $(CURDIR)/.build/sanity/ansible_collections/bigchaindb/rethinkdb
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PYTHONPATH := $(COLLECTIONS):$(CURDIR)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_NOCOLOR := 1
-PYTEST := $(PYTHON) -m pytest -p no:cacheprovider
+# The tests import each other as the collection's package (ansible_collections.bigchaindb.rethinkdb.tests...), as
+# `ansible-test units` runs them: pytest takes them through the collection's link, so that each file has that name.
+PYTEST := $(PYTHON) -m pytest -p no:cacheprovider -o consider_namespace_packages=true --rootdir $(COLLECTION)
 
 .PHONY: demo test setup changelog sanity lint unit conformance integration bench build clean
 
@@ -39,13 +42,13 @@ lint: setup
 	ansible-lint --profile production --nocolor
 
 unit: setup
-	$(PYTEST) tests/unit
+	$(PYTEST) $(COLLECTION)/tests/unit
 
 conformance: setup
-	$(PYTEST) tests/conformance
+	$(PYTEST) $(COLLECTION)/tests/conformance
 
 integration: setup
-	$(PYTEST) tests/integration
+	$(PYTEST) $(COLLECTION)/tests/integration
 
 bench: setup
 	$(PYTHON) -m bench.run

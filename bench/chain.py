@@ -23,11 +23,11 @@ from pathlib import Path
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import bigchaindb_chain
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.dump_archive import table_line_batches
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import bigchaindb_data
 
 from bench.dump import PLAIN_LABEL, DumpContenders
 from bench.procs import BenchError, ModuleRunner, child_environment
 from bench.timing import Contender, Sample, alternate, summary, time_ratio_figure, timed, value_figure
-from tests.harness import bigchaindb_data
 
 LIMIT = 1.0
 # Documents of each table checked in one process for the per-core rates.

@@ -20,13 +20,12 @@ from bench.procs import BenchError, ModuleRunner, run
 from bench.timing import Contender, Sample, alternate, time_ratio_figure, timed
 from rethinkdb import RethinkDB
 
-from tests.harness.cluster import Cluster
-from tests.harness.follower import FollowerProcess, Writer, follower_config
-
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import chain_format, chain_store, set_catalog
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository import open_repository
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import (
     build_manifest, dump_part_path, format_time, manifest_bytes, manifest_tables, parse_time)
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import Cluster
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.follower import FollowerProcess, Writer, follower_config
 
 TABLES = ('bigchain.bigchain', 'bigchain.votes')
 INCREMENTAL_LIMIT = 0.1

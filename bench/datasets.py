@@ -14,8 +14,9 @@ from pathlib import Path
 
 from rethinkdb import RethinkDB
 
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import bigchaindb_data
+
 from bench.procs import BenchError
-from tests.harness import bigchaindb_data
 
 # Files at least this large are table files; smaller ones (metadata, logs, SQLite's -shm) are copied once.
 TABLE_FILE_BYTES = 1 << 20

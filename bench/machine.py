@@ -13,7 +13,7 @@ import sys
 from ansible.release import __version__ as ansible_core_version
 from rethinkdb import RethinkDB
 
-from tests.harness.cluster import server_binary, uses_real_server
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import server_binary, uses_real_server
 
 
 def _first_line(argv: list) -> str | None:

@@ -21,12 +21,13 @@ from pathlib import Path
 import zstandard
 from rethinkdb import RethinkDB
 
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import bigchaindb_data
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import Cluster
+
 from bench import datasets
 from bench.dump import servers_cpu_seconds
 from bench.procs import BenchError, ModuleRunner, child_environment
 from bench.timing import Contender, Sample, alternate, process_cpu_seconds, summary, time_ratio_figure
-from tests.harness import bigchaindb_data
-from tests.harness.cluster import Cluster
 
 TABLES = ('bigchain', 'votes')
 NAMES = ['bigchain.%s' % table for table in TABLES]

@@ -24,10 +24,11 @@ import time
 import traceback
 from pathlib import Path
 
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import loopfs, s3server, sshlab
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import Cluster
+
 from bench import archive, chain, continuous, datasets, dump, machine, native, report, s3, snapshot, transport
 from bench.procs import REPO, ModuleRunner
-from tests.harness import loopfs, s3server, sshlab
-from tests.harness.cluster import Cluster
 
 PARTS = ('dump', 'archive', 'unpack', 'snapshot', 'fsfreeze', 'native', 'chain', 'continuous', 'transfer', 's3', 'role')
 # Parts that run on the dump cluster's data or on the node data set scaled up from it.

@@ -21,13 +21,13 @@ from botocore.config import Config
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository import open_repository
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import new_set_id, node_part_path
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.loopfs import loop_filesystem
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.s3server import S3Store
 
 from bench.archive import write_part
 from bench.datasets import scaled_data_dir
 from bench.procs import BenchError, ModuleRunner, PeakMemory, run
 from bench.timing import Contender, Sample, alternate, summary, throughput_figure, time_ratio_figure, timed, value_figure
-from tests.harness.loopfs import loop_filesystem
-from tests.harness.s3server import S3Store
 
 UPLOAD_LIMIT = 0.8
 # "Well under their sum": the streamed archive takes at most this share of archive-then-upload.

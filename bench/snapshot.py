@@ -13,13 +13,13 @@ from pathlib import Path
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import LocalRepository
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_catalog import read_manifest
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import new_set_id
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import Cluster
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.loopfs import loop_filesystem
 
 from bench.datasets import Writer, load_cluster
 from bench.dump import task_result
-from tests.harness.loopfs import loop_filesystem
 from bench.procs import Ansible, BenchError, ModuleRunner, run
 from bench.timing import Contender, Sample, alternate, summary, throughput_figure, timed, value_figure
-from tests.harness.cluster import Cluster
 
 SKEW_LIMIT_MS = 20
 TAKE_LIMIT_MS = 100

@@ -25,11 +25,12 @@ from pathlib import Path
 import yaml
 from rethinkdb import RethinkDB
 
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import bigchaindb_data, netns, sshlab
+
 from bench.datasets import TABLE_FILE_BYTES, regular_files
 from bench.dump import task_result
 from bench.procs import Ansible, BenchError, PeakMemory, argv_roots, child_environment
 from bench.timing import Contender, Sample, alternate, summary, throughput_figure, timed, value_figure
-from tests.harness import bigchaindb_data, netns, sshlab
 
 MEMORY_LIMIT_MB = 200
 TRANSFER_LIMIT = 0.8

@@ -21,8 +21,8 @@ from pathlib import Path
 import yaml
 from rethinkdb import RethinkDB
 
-from tests.harness import bigchaindb_data, loopfs, stop_server
-from tests.harness.cluster import Cluster, server_binary
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import bigchaindb_data, loopfs, stop_server
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import Cluster, server_binary
 
 REPO = Path(__file__).resolve().parents[1]
 ROOT = REPO / '.build' / 'demo'

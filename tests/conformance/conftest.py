@@ -8,7 +8,7 @@ import uuid
 import pytest
 from rethinkdb import RethinkDB
 
-from tests.harness.cluster import Cluster
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import Cluster
 
 SERVER_TAGS = {'node1': ['alpha'], 'node2': ['beta'], 'node3': ['beta']}
 # node1 runs with a fixed cache size, node2 and node3 with the default ('auto').

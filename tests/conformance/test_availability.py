@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rethinkdb.errors import ReqlInternalError, ReqlOpFailedError
 
-from tests.harness.cluster import wait_for
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import wait_for
 
 
 @pytest.fixture

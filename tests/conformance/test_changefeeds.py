@@ -12,7 +12,7 @@ import pytest
 from rethinkdb.ast import ReQLEncoder
 from rethinkdb.errors import ReqlDriverError, ReqlOpFailedError, ReqlQueryLogicError, ReqlTimeoutError
 
-from tests.harness.cluster import wait_for
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import wait_for
 
 START, CONTINUE, STOP = 1, 2, 3
 SUCCESS_ATOM, SUCCESS_SEQUENCE, SUCCESS_PARTIAL = 1, 2, 3

@@ -7,7 +7,7 @@ import shutil
 
 from rethinkdb import RethinkDB
 
-from tests.harness.cluster import Cluster
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import Cluster
 
 r = RethinkDB()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rethinkdb.errors import ReqlAuthError
 
-from tests.harness.cluster import Cluster
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import Cluster
 
 PASSWORD = 'c0nformance-secret'
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.conformance.conftest import CACHE_SIZES, SERVER_TAGS
+from ansible_collections.bigchaindb.rethinkdb.tests.conformance.conftest import CACHE_SIZES, SERVER_TAGS
 
 
 def test_server_status_rows(r, cluster, conn):

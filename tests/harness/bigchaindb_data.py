@@ -7,7 +7,7 @@ every run: blocks, votes and backlog transactions as BigchainDB v0.10 wrote them
 common/transaction.py, core.py, backend/rethinkdb/schema.py; cryptoconditions 0.5 for the Ed25519
 conditions and fulfillments), with real sha3-256 ids and real Ed25519 signatures.
 
-Run `python -m tests.harness.bigchaindb_data --port 28015 --blocks 1000` to create the schema and load it.
+Run `python -m ansible_collections.bigchaindb.rethinkdb.tests.harness.bigchaindb_data --port 28015 --blocks 1000` to create the schema and load it.
 """
 
 from __future__ import annotations
@@ -496,7 +496,7 @@ def read_password(path: str | None) -> str:
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     """The command line: where to connect, and generate()'s arguments."""
-    parser = argparse.ArgumentParser(prog='python -m tests.harness.bigchaindb_data',
+    parser = argparse.ArgumentParser(prog='python -m ansible_collections.bigchaindb.rethinkdb.tests.harness.bigchaindb_data',
                                      description='Create BigchainDB 0.10 tables in RethinkDB and load deterministic sample data.')
     parser.add_argument('--host', default='localhost')
     parser.add_argument('--port', type=int, required=True, help='driver port')

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.harness import stop_server
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import stop_server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_SERVER = REPO_ROOT / 'tests' / 'reql_server' / 'rethinkdb'

@@ -30,7 +30,7 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_base im
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_format import INSERT
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_store import ChainStore, list_chains
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_catalog import read_manifest
-from tests.harness.cluster import REPO_ROOT
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import REPO_ROOT
 
 PROGRAM = REPO_ROOT / 'roles' / 'follower' / 'files' / 'rethinkdb_follower.py'
 r = RethinkDB()

@@ -51,9 +51,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tests.harness import netns
-from tests.harness.cluster import free_ports
-from tests.harness.netrelay import DIES_WITH_US, Relay
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import netns
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import free_ports
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.netrelay import DIES_WITH_US, Relay
 
 ENDPOINT_ENV = 'RETHINKDB_S3_ENDPOINT'
 CREDENTIALS_ENV = 'RETHINKDB_S3_CREDENTIALS_FILE'

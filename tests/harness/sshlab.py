@@ -59,8 +59,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.harness import loopfs, netns, stop_server
-from tests.harness.cluster import REPO_ROOT, STOP_SCRIPT, TEST_SERVER, uses_real_server
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import loopfs, netns, stop_server
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import REPO_ROOT, STOP_SCRIPT, TEST_SERVER, uses_real_server
 
 SSH_USER = 'rdblab'
 SERVICE_USER = 'rdblab-db'

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.harness import s3server, sshlab
-from tests.harness.cluster import Cluster
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import s3server, sshlab
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import Cluster
 
 REPO = Path(__file__).resolve().parents[2]
 CALLBACKS = Path(__file__).resolve().parent / 'callback_plugins'

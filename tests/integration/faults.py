@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.integration.conftest import Ansible, PlaybookRun, read_records
+from ansible_collections.bigchaindb.rethinkdb.tests.integration.conftest import Ansible, PlaybookRun, read_records
 
 PAUSE_TIMEOUT = 600
 

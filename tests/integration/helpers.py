@@ -16,9 +16,9 @@ from rethinkdb.errors import ReqlError
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import set_catalog
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import LocalRepository
-from tests.harness import bigchaindb_data
-from tests.harness.cluster import Cluster
-from tests.integration.conftest import Ansible
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import bigchaindb_data
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import Cluster
+from ansible_collections.bigchaindb.rethinkdb.tests.integration.conftest import Ansible
 
 r = RethinkDB()
 NODES = ('node1', 'node2', 'node3')

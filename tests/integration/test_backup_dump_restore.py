@@ -13,9 +13,9 @@ from rethinkdb import RethinkDB
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import set_catalog
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.files import sha256_file
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import LocalRepository
-from tests.harness.loopfs import tmpfs
-from tests.integration.conftest import Ansible
-from tests.integration.helpers import counts, load_bigchain, table_config
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.loopfs import tmpfs
+from ansible_collections.bigchaindb.rethinkdb.tests.integration.conftest import Ansible
+from ansible_collections.bigchaindb.rethinkdb.tests.integration.helpers import counts, load_bigchain, table_config
 
 r = RethinkDB()
 TABLES = ('bigchain', 'votes')
@@ -172,7 +172,7 @@ def test_a_query_that_matches_nothing_is_a_clear_error(cluster, ansible):
 
 
 def test_wrong_password_and_unreachable_server_fail_cleanly(cluster_factory, tmp_path):
-    from tests.integration.conftest import write_inventory
+    from ansible_collections.bigchaindb.rethinkdb.tests.integration.conftest import write_inventory
     cluster = cluster_factory(2, password='s3cret pass')
     load_bigchain(cluster, blocks=5)
     (tmp_path / 'wrong').mkdir()

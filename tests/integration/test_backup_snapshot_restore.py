@@ -35,9 +35,9 @@ from rethinkdb.errors import ReqlError
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import new_set_id
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_lock import NodeLock
-from tests.harness.cluster import Cluster, wait_for
-from tests.harness.loopfs import loop_filesystem, thaw, tmpfs
-from tests.integration.helpers import (
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import Cluster, wait_for
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.loopfs import loop_filesystem, thaw, tmpfs
+from ansible_collections.bigchaindb.rethinkdb.tests.integration.helpers import (
     BACKUP, NODES, RESTORE, Setup, assert_healthy, assert_released, assert_untouched, close_quietly, damage, documents, failed_set,
     journal, needs, started, state_of, wait_ready)
 

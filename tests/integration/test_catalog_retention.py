@@ -14,7 +14,7 @@ import yaml
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import LocalRepository
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import (
     build_manifest, dump_part_path, manifest_bytes, new_set_id, node_part_path, utc_now)
-from tests.integration.conftest import Ansible
+from ansible_collections.bigchaindb.rethinkdb.tests.integration.conftest import Ansible
 
 CLUSTER = 'rethinkdb'
 TOPOLOGY = dict(version='2.4.4', version_string='rethinkdb 2.4.4', servers=[dict(name='node1', tags=['default'])],

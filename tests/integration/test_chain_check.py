@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from rethinkdb import RethinkDB
 
-from tests.harness import bigchaindb_data
-from tests.integration.conftest import Ansible, write_inventory
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import bigchaindb_data
+from ansible_collections.bigchaindb.rethinkdb.tests.integration.conftest import Ansible, write_inventory
 
 r = RethinkDB()
 PASSWORD = 'correct horse battery'

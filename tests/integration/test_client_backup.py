@@ -10,8 +10,8 @@ import json
 
 from rethinkdb import RethinkDB
 
-from tests.harness import bigchaindb_data
-from tests.integration.conftest import Ansible, write_inventory
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import bigchaindb_data
+from ansible_collections.bigchaindb.rethinkdb.tests.integration.conftest import Ansible, write_inventory
 
 r = RethinkDB()
 BLOCKS = 40

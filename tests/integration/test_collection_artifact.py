@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.conftest import REPO, Ansible
+from ansible_collections.bigchaindb.rethinkdb.tests.integration.conftest import REPO, Ansible
 
 BIN = Path(sys.executable).parent
 TOP_LEVEL = ['CHANGELOG.rst', 'COPYING', 'FILES.json', 'MANIFEST.json', 'README.md', 'bindep.txt', 'changelogs', 'docs', 'meta',

@@ -13,9 +13,9 @@ from pathlib import Path
 from rethinkdb import RethinkDB
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import LocalRepository
-from tests.harness import bigchaindb_data
-from tests.harness.follower import FollowerProcess, Writer, chain_contents, follower_config
-from tests.integration.conftest import Ansible, write_inventory
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import bigchaindb_data
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.follower import FollowerProcess, Writer, chain_contents, follower_config
+from ansible_collections.bigchaindb.rethinkdb.tests.integration.conftest import Ansible, write_inventory
 
 r = RethinkDB()
 RESTORE = 'bigchaindb.rethinkdb.restore'

@@ -9,8 +9,8 @@ import subprocess
 import pytest
 from rethinkdb import RethinkDB
 
-from tests.integration.conftest import Ansible
-from tests.integration.helpers import counts, load_bigchain
+from ansible_collections.bigchaindb.rethinkdb.tests.integration.conftest import Ansible
+from ansible_collections.bigchaindb.rethinkdb.tests.integration.helpers import counts, load_bigchain
 
 r = RethinkDB()
 PASSWORD = 'correct horse battery'

@@ -19,10 +19,10 @@ import pytest
 from rethinkdb import RethinkDB
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import manifest_bytes
-from tests.harness.cluster import wait_for
-from tests.harness.loopfs import tmpfs
-from tests.integration.faults import run_interrupted
-from tests.integration.helpers import (
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import wait_for
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.loopfs import tmpfs
+from ansible_collections.bigchaindb.rethinkdb.tests.integration.faults import run_interrupted
+from ansible_collections.bigchaindb.rethinkdb.tests.integration.helpers import (
     BACKUP, RESTORE, Setup, assert_healthy, assert_released, documents, journal, needs, started, state_of, wait_ready)
 
 r = RethinkDB()

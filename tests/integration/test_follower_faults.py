@@ -14,9 +14,9 @@ import pytest
 from rethinkdb import RethinkDB
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository import open_repository
-from tests.harness import loopfs, s3server
-from tests.harness.cluster import Cluster, wait_for
-from tests.harness.follower import FollowerProcess, Writer, chain_contents, follower_config, restore_into
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import loopfs, s3server
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import Cluster, wait_for
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.follower import FollowerProcess, Writer, chain_contents, follower_config, restore_into
 
 r = RethinkDB()
 CLUSTER_NAME = 'rethinkdb'

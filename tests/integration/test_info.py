@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.integration.helpers import load_bigchain
+from ansible_collections.bigchaindb.rethinkdb.tests.integration.helpers import load_bigchain
 
 LOGIN = {'login_port': '{{ rethinkdb_driver_port }}', 'login_password_file': '{{ rethinkdb_login_password_file | default(omit) }}'}
 
@@ -59,7 +59,7 @@ def test_bad_input_gives_one_line_errors(cluster, ansible):
 
 
 def test_wrong_password_is_refused_and_never_shown(cluster_factory, tmp_path):
-    from tests.integration.conftest import Ansible
+    from ansible_collections.bigchaindb.rethinkdb.tests.integration.conftest import Ansible
     cluster = cluster_factory(1, password='correct horse')
     ansible = Ansible(tmp_path, cluster.write_inventory(tmp_path / 'inventory.yml'))
 

@@ -16,9 +16,9 @@ import sys
 import pytest
 from rethinkdb import RethinkDB
 
-from tests.harness import s3server, sshlab
-from tests.harness.cluster import wait_for
-from tests.integration.conftest import Ansible
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import s3server, sshlab
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import wait_for
+from ansible_collections.bigchaindb.rethinkdb.tests.integration.conftest import Ansible
 
 r = RethinkDB()
 PART_SIZE = 5 << 20  # S3's smallest part but the last
@@ -306,7 +306,7 @@ def test_two_labs_at_once_share_addresses_but_nothing_else():
 
 LAB_OF_A_PROCESS_THAT_DIES = '''
 import time
-from tests.harness import sshlab
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import sshlab
 lab = sshlab.Lab(size=1, data_fs="btrfs")
 lab.launch()
 print(lab.root, *lab.namespaces(), flush=True)

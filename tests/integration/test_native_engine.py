@@ -20,8 +20,8 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.native_cluste
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import native_dump
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.native_dump import write_dump
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.native_restore import load_dump
-from tests.integration.conftest import Ansible
-from tests.integration.helpers import load_bigchain
+from ansible_collections.bigchaindb.rethinkdb.tests.integration.conftest import Ansible
+from ansible_collections.bigchaindb.rethinkdb.tests.integration.helpers import load_bigchain
 
 r = RethinkDB()
 TABLES = ('bigchain', 'votes', 'backlog')

@@ -23,12 +23,12 @@ from pathlib import Path
 
 from rethinkdb import RethinkDB
 
-from tests.harness import bigchaindb_data
-from tests.harness.cluster import Cluster, server_binary, wait_for
-from tests.harness.loopfs import loop_filesystem
-from tests.integration.conftest import Ansible, write_inventory
-from tests.integration.faults import kill_tree, run_interrupted, run_with_fault
-from tests.integration.helpers import NODES, needs
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import bigchaindb_data
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import Cluster, server_binary, wait_for
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.loopfs import loop_filesystem
+from ansible_collections.bigchaindb.rethinkdb.tests.integration.conftest import Ansible, write_inventory
+from ansible_collections.bigchaindb.rethinkdb.tests.integration.faults import kill_tree, run_interrupted, run_with_fault
+from ansible_collections.bigchaindb.rethinkdb.tests.integration.helpers import NODES, needs
 
 r = RethinkDB()
 BACKUP = 'bigchaindb.rethinkdb.backup'

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.integration.helpers import counts, load_bigchain, table_config
+from ansible_collections.bigchaindb.rethinkdb.tests.integration.helpers import counts, load_bigchain, table_config
 
 LOGIN = {'login_port': '{{ rethinkdb_driver_port }}', 'login_password_file': '{{ rethinkdb_login_password_file | default(omit) }}'}
 TABLES = ('bigchain', 'backlog', 'votes')

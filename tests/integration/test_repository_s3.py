@@ -27,8 +27,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import repository_s3
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository import PartStat, RepositoryError
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_s3 import MIB, S3Repository
-from tests.harness import s3server
-from tests.harness.cluster import free_ports
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import s3server
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import free_ports
 
 CLUSTER = 'prod'
 SET_ID = '20261124T163000Z-snapshot-3f9a'

@@ -17,10 +17,10 @@ import pyrage
 import pytest
 from rethinkdb import RethinkDB
 
-from tests.harness import bigchaindb_data, s3server, sshlab
-from tests.integration.conftest import Ansible
-from tests.integration.faults import run_with_fault
-from tests.integration.helpers import BACKUP, NODES, RESTORE
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import bigchaindb_data, s3server, sshlab
+from ansible_collections.bigchaindb.rethinkdb.tests.integration.conftest import Ansible
+from ansible_collections.bigchaindb.rethinkdb.tests.integration.faults import run_with_fault
+from ansible_collections.bigchaindb.rethinkdb.tests.integration.helpers import BACKUP, NODES, RESTORE
 
 r = RethinkDB()
 SNAPSHOT = dict(method='snapshot', backend='btrfs', backup_barrier_delay=8)

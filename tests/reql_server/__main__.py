@@ -1,4 +1,5 @@
-"""`python -m tests.reql_server [serve] --directory ... --driver-port ...`: run one test server."""
+"""`python -m ansible_collections.bigchaindb.rethinkdb.tests.reql_server [serve] --directory ... --driver-port ...`: run one
+test server (tests/reql_server/rethinkdb runs it without the collection on the path)."""
 
 import sys
 

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rethinkdb import RethinkDB
 from rethinkdb.ast import ReQLEncoder
 
-from tests.harness import bigchaindb_data
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import bigchaindb_data
 
 ALPHABET = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
 BLOCKS = 40
@@ -110,11 +110,11 @@ def test_same_seed_gives_the_same_bytes_and_another_seed_other_bytes():
 
 
 def test_output_does_not_depend_on_the_process():
-    script = ('import hashlib, json; from tests.harness import bigchaindb_data as d; '
+    script = ('import hashlib, json; from ansible_collections.bigchaindb.rethinkdb.tests.harness import bigchaindb_data as d; '
               'print(hashlib.sha256(json.dumps({t: list(v) for t, v in d.generate(6, seed=1).items()}, sort_keys=True).encode()).hexdigest())')
     outputs = set()
     for hash_seed in ('1', '2'):
-        environment = dict(os.environ, PYTHONHASHSEED=hash_seed)
+        environment = dict(os.environ, PYTHONHASHSEED=hash_seed, PYTHONPATH=os.pathsep.join(sys.path))
         completed = subprocess.run([sys.executable, '-c', script], env=environment, capture_output=True, text=True, check=True)
         outputs.add(completed.stdout)
     assert len(outputs) == 1

@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
-from tests.harness.cluster import free_ports
-from tests.harness.netrelay import Relay
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import free_ports
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.netrelay import Relay
 
 
 @pytest.fixture(name='echo_port')

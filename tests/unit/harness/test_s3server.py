@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.harness import s3server
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import s3server
 
 CREDENTIALS = '''[default]
 aws_access_key_id = AKIADEFAULT

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.harness import sshlab
-from tests.reql_server import cli
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import sshlab
+from ansible_collections.bigchaindb.rethinkdb.tests.reql_server import cli
 
 
 @pytest.fixture(name='lab')

@@ -13,7 +13,7 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import set_fo
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_base import choose_base, open_chain
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_index import HeldIndex
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_store import ChainStore, ChainWriter
-from tests.unit.plugins.backup_sets import CLUSTER, TABLE_NAMES, cluster_info
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.backup_sets import CLUSTER, TABLE_NAMES, cluster_info
 
 WRITER = {'kind': 'follower', 'host': 'db1'}
 

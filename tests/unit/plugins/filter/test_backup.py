@@ -7,7 +7,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.filter.backup import FilterModule
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.controller_run import describe_run
-from tests.unit.plugins.backup_sets import cluster_info
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.backup_sets import cluster_info
 
 FILTERS = FilterModule().filters()
 MANIFEST_TABLES = [

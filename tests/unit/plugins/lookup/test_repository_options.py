@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.lookup.repository_options import LookupModule
-from tests.unit.plugins.lookup.test_login_options import Templar
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.lookup.test_login_options import Templar
 
 
 def repository_options(variables: dict) -> dict:

@@ -15,8 +15,8 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.bigchaindb_ch
     key_ranges,
     summary_lines,
 )
-from tests.harness import bigchaindb_data as sample
-from tests.unit.plugins.module_utils.test_dump_archive import TOP, info_json, table_members, write_archive
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import bigchaindb_data as sample
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.module_utils.test_dump_archive import TOP, info_json, table_members, write_archive
 
 BLOCKS = 30
 

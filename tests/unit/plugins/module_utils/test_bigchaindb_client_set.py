@@ -14,8 +14,8 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import bigcha
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.bigchaindb_chain import Options, check_archive
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.bigchaindb_client_set import ClientSetError, collect, write_client_set
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.dump_archive import read_dump_archive
-from tests.harness import bigchaindb_data as sample
-from tests.unit.plugins.fake_reql import FakeR, names
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import bigchaindb_data as sample
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.fake_reql import FakeR, names
 
 BLOCKS = 12
 SEED = 3

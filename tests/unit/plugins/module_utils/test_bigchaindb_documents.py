@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.bigchaindb_documents import DocumentChecker, Findings
-from tests.harness import bigchaindb_data as sample
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import bigchaindb_data as sample
 
 BLOCKS = 12
 

@@ -10,8 +10,8 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import chain_
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_index import HeldIndex
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_source import catch_up
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import LocalRepository
-from tests.unit.plugins.chain_sets import make_base, open_writer, votes
-from tests.unit.plugins.fake_reql import FakeR, names
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.chain_sets import make_base, open_writer, votes
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.fake_reql import FakeR, names
 
 VOTES = {'db': 'bigchain', 'name': 'votes', 'primary_key': 'id'}
 

@@ -19,8 +19,8 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_store i
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import LocalRepository
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_catalog import PrunePlan, list_sets
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import parse_time
-from tests.unit.plugins.backup_sets import CLUSTER
-from tests.unit.plugins.chain_sets import blocks, make_base, open_writer, votes
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.backup_sets import CLUSTER
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.chain_sets import blocks, make_base, open_writer, votes
 
 NOW = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.timezone.utc)
 

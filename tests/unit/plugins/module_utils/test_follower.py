@@ -17,7 +17,7 @@ import yaml
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.follower import ConfigError, Follower, load_config, metrics_lines
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import LocalRepository
-from tests.unit.plugins.chain_sets import make_base, open_writer, votes
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.chain_sets import make_base, open_writer, votes
 
 SECRET = 'pw-never-shown'
 PROGRAM_PATH = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'roles', 'follower', 'files', 'rethinkdb_follower.py')

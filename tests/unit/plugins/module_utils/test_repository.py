@@ -20,7 +20,7 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository im
     RepositoryError, StoredSet, open_repository, parse_location, part_destination, part_source, repository_argument_spec,
     repository_from_params)
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import FileWriter, LocalRepository, parse_dir_name
-from tests.unit.plugins.backup_sets import CLUSTER, make_set, tree
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.backup_sets import CLUSTER, make_set, tree
 
 SET_ID = '20261124T163000Z-snapshot-3f9a'
 OTHER_ID = '20261124T170000Z-dump-0b1c'

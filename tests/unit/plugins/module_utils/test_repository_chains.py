@@ -11,9 +11,9 @@ import pytest
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_store import ChainStore, check_chain, list_chains
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository import RepositoryError, open_repository
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_catalog import list_sets
-from tests.harness import s3server
-from tests.unit.plugins.backup_sets import CLUSTER
-from tests.unit.plugins.chain_sets import make_base, open_writer, votes
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import s3server
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.backup_sets import CLUSTER
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.chain_sets import make_base, open_writer, votes
 
 CHAIN = '20261124T163000Z-3f9a'
 

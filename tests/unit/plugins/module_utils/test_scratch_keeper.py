@@ -19,7 +19,7 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import scratc
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.controller_run import describe_run
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.scratch_cluster import Scratch, create, launch_keeper
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import Commands
-from tests.unit.plugins.conftest import real_run
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.conftest import real_run
 
 # A stand-in server: names its data directory on its command line, and ignores SIGTERM when told to.
 SERVER = ('import signal, sys, time\nif sys.argv[2] == "stubborn":\n    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n'

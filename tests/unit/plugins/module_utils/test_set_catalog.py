@@ -18,7 +18,7 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_lo
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_catalog import CatalogError, MissingLibraryError
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import (
     build_manifest, format_time, manifest_bytes, new_set_id, utc_now)
-from tests.unit.plugins.backup_sets import CLUSTER, RECIPIENT, make_format_1_set, make_set, manifest_fields
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.backup_sets import CLUSTER, RECIPIENT, make_format_1_set, make_set, manifest_fields
 
 NOW = utc_now().replace(microsecond=0)
 

@@ -10,7 +10,7 @@ import pytest
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import set_format
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import FormatError
-from tests.unit.plugins.backup_sets import CLUSTER, RECIPIENT, TABLE_NAMES, cluster_info, manifest_fields
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.backup_sets import CLUSTER, RECIPIENT, TABLE_NAMES, cluster_info, manifest_fields
 
 UTC = datetime.timezone.utc
 DUMP_ID = '20261124T163000Z-dump-3f9a'

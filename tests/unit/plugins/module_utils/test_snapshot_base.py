@@ -9,7 +9,7 @@ import pytest
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import snapshot_base
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import Commands, Mount, SnapshotError
-from tests.unit.plugins.conftest import mount_line
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.conftest import mount_line
 
 TABLE = [Mount(line) for line in (
     mount_line('/', 'ext4', '/dev/vda', device='254:0'),

@@ -11,7 +11,7 @@ import pytest
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import snapshot_fsfreeze
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import SnapshotError
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_fsfreeze import FsfreezeSnapshot
-from tests.unit.plugins.conftest import fake_mounts, mount_line
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.conftest import fake_mounts, mount_line
 
 SET_ID = '20261124T163000Z-snapshot-3f9a'
 

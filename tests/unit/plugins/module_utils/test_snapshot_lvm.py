@@ -9,7 +9,7 @@ import pytest
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import snapshot_base, snapshot_lvm
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import Mount, SnapshotError
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_lvm import LvmSnapshot
-from tests.unit.plugins.conftest import fake_mounts, mount_line
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.conftest import fake_mounts, mount_line
 
 SET_ID = '20261124T163000Z-snapshot-3f9a'
 GIB = 1 << 30

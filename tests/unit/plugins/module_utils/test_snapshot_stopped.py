@@ -16,8 +16,8 @@ import pytest
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import snapshot_stopped
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import Commands, SnapshotError
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_stopped import StoppedSnapshot
-from tests.unit.plugins.conftest import real_run
-from tests.unit.plugins.module_utils.test_watchdog import wait_until_ended
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.conftest import real_run
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.module_utils.test_watchdog import wait_until_ended
 
 SET_ID = '20261124T163000Z-snapshot-3f9a'
 STOP = ['systemctl', 'stop', 'rethinkdb@default']

@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import SnapshotError
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_zfs import ZfsSnapshot
-from tests.unit.plugins.conftest import fake_mounts, mount_line
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.conftest import fake_mounts, mount_line
 
 SET_ID = '20261124T163000Z-snapshot-3f9a'
 

@@ -13,7 +13,7 @@ import pytest
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import watchdog
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import Commands, SnapshotError
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.watchdog import Watchdog
-from tests.unit.plugins.conftest import real_run
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.conftest import real_run
 
 
 def wait_for(path, seconds):
@@ -77,7 +77,7 @@ def test_the_watchdog_acts_at_once_when_its_owner_dies_and_holds_no_output_pipe(
     owner = ('import os, signal, sys\n'
              'from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import Commands\n'
              'from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.watchdog import Watchdog\n'
-             'from tests.unit.plugins.conftest import real_run\n'
+             'from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.conftest import real_run\n'
              'armed = Watchdog(Commands(real_run), ["touch", %r], 60, "start the server")\n'
              'print(armed.pid, flush=True)\n%s\n' % (marker, ending))
     started = time.monotonic()

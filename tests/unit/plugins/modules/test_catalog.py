@@ -13,9 +13,9 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_store i
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import LocalRepository
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import format_time, new_set_id, utc_now
 from ansible_collections.bigchaindb.rethinkdb.plugins.modules import catalog
-from tests.unit.plugins.backup_sets import CLUSTER, cluster_info, make_set, part_contents, tree, write_parts
-from tests.unit.plugins.chain_sets import make_base, open_writer, votes
-from tests.unit.plugins.fake_reql import run_module
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.backup_sets import CLUSTER, cluster_info, make_set, part_contents, tree, write_parts
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.chain_sets import make_base, open_writer, votes
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.fake_reql import run_module
 
 NOW = utc_now().replace(microsecond=0)
 RUN = {'host': 'ops1', 'pid': 777}

@@ -12,8 +12,8 @@ import pytest
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import LocalRepository
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import format_time, utc_now
 from ansible_collections.bigchaindb.rethinkdb.plugins.modules import catalog_info
-from tests.unit.plugins.backup_sets import CLUSTER, make_format_1_set, make_set, tree
-from tests.unit.plugins.fake_reql import run_module
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.backup_sets import CLUSTER, make_format_1_set, make_set, tree
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.fake_reql import run_module
 
 NOW = utc_now().replace(microsecond=0)
 

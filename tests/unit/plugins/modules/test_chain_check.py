@@ -7,9 +7,9 @@ import socket
 import pytest
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.modules import chain_check
-from tests.harness import bigchaindb_data as sample
-from tests.unit.plugins.fake_reql import run_module
-from tests.unit.plugins.module_utils.test_dump_archive import table_members, write_archive
+from ansible_collections.bigchaindb.rethinkdb.tests.harness import bigchaindb_data as sample
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.fake_reql import run_module
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.module_utils.test_dump_archive import table_members, write_archive
 
 BLOCKS = 16
 

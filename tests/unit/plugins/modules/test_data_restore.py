@@ -20,8 +20,8 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import archiv
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import FileWriter, LocalRepository
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import build_manifest, manifest_bytes
 from ansible_collections.bigchaindb.rethinkdb.plugins.modules import data_restore
-from tests.unit.plugins.backup_sets import CLUSTER, manifest_fields, tree
-from tests.unit.plugins.fake_reql import run_module
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.backup_sets import CLUSTER, manifest_fields, tree
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.fake_reql import run_module
 
 SET_ID = '20261124T163000Z-snapshot-3f9a'
 RID = '20261202T051500Z-a1b2'

@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.restore_journal import Journal
 from ansible_collections.bigchaindb.rethinkdb.plugins.modules import data_restore_info
-from tests.unit.plugins.fake_reql import run_module
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.fake_reql import run_module
 
 RID = '20261202T051500Z-a1b2'
 

@@ -12,8 +12,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import repository_local
 from ansible_collections.bigchaindb.rethinkdb.plugins.modules import dump
-from tests.unit.plugins.fake_reql import Connection, FakeR, names, run_module
-from tests.unit.plugins.module_utils.test_dump_archive import sample_tables, sha256_of, table_members, write_archive
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.fake_reql import Connection, FakeR, names, run_module
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.module_utils.test_dump_archive import sample_tables, sha256_of, table_members, write_archive
 
 PASSWORD = 'correct horse'
 SUMMARY = '    120 rows exported from 2 tables, with 2 secondary indexes, and 0 hook functions'

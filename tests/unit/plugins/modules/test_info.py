@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.modules import info
-from tests.unit.plugins.fake_reql import Connection, FakeR, names, run_module
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.fake_reql import Connection, FakeR, names, run_module
 
 SERVERS = [
     {'id': 'id-%d' % n, 'name': 'node%d' % n,

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.modules import replicas
-from tests.unit.plugins.fake_reql import Connection, FakeR, names, run_module
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.fake_reql import Connection, FakeR, names, run_module
 
 SERVER_CONFIG = [
     {'id': 'id-1', 'name': 'node1', 'tags': ['default', 'dc1']},

@@ -11,8 +11,9 @@ import pytest
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.modules import restore
-from tests.unit.plugins.fake_reql import Connection, FakeR, names, run_module
-from tests.unit.plugins.module_utils.test_dump_archive import TOP, info_json, sample_tables, sha256_of, table_members, write_archive
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.fake_reql import Connection, FakeR, names, run_module
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.module_utils.test_dump_archive import (
+    TOP, info_json, sample_tables, sha256_of, table_members, write_archive)
 
 PASSWORD = 'correct horse'
 SUMMARY = '  120 rows imported to 2 tables in 0.55 secs'

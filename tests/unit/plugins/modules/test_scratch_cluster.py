@@ -6,7 +6,7 @@ from __future__ import annotations
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import scratch_keeper
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.controller_run import describe_run
 from ansible_collections.bigchaindb.rethinkdb.plugins.modules import scratch_cluster, scratch_cluster_info
-from tests.unit.plugins.fake_reql import run_module
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.fake_reql import run_module
 
 
 def test_present_listed_absent(tmp_path, capsys):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.modules import server
-from tests.unit.plugins.fake_reql import run_module
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.fake_reql import run_module
 
 UNIT = 'rethinkdb@default'
 

@@ -20,8 +20,8 @@ import pytest
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import archive, snapshot_stopped
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import LocalRepository
 from ansible_collections.bigchaindb.rethinkdb.plugins.modules import snapshot
-from tests.unit.plugins.backup_sets import CLUSTER
-from tests.unit.plugins.fake_reql import run_module
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.backup_sets import CLUSTER
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.fake_reql import run_module
 
 SET_ID = '20261124T163000Z-snapshot-3f9a'
 OTHER_SET = '20261124T170000Z-snapshot-0b1c'

@@ -16,8 +16,8 @@ import time
 import pytest
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.modules import data_restore, snapshot, snapshot_info
-from tests.harness.loopfs import loop_filesystem
-from tests.unit.plugins.fake_reql import run_module
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.loopfs import loop_filesystem
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.fake_reql import run_module
 
 SET_ID = '20261124T163000Z-snapshot-3f9a'
 RESTORE_ID = '20261202T051500Z-a1b2'

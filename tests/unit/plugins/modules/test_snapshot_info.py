@@ -12,8 +12,8 @@ import pytest
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_local import LocalRepository
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_base import mount_of
 from ansible_collections.bigchaindb.rethinkdb.plugins.modules import snapshot_info
-from tests.unit.plugins.backup_sets import CLUSTER
-from tests.unit.plugins.fake_reql import run_module
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.backup_sets import CLUSTER
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.fake_reql import run_module
 
 SET_ID = '20261124T163000Z-snapshot-3f9a'
 STOP = ['sh', '-c', 'exit 0']

@@ -1,4 +1,7 @@
-"""Every module's EXAMPLES show each of its options, and its RETURN gives a sample of every key."""
+"""Every module's EXAMPLES show each of its options, and its RETURN gives a sample of every key.
+
+Not under modules/: it reads the documentation with the controller's ansible.utils.plugin_docs, which
+`ansible-test units` offers to controller tests only (module tests get ansible.module_utils alone)."""
 
 from __future__ import annotations
 
