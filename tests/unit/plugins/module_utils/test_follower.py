@@ -7,6 +7,7 @@ import ast
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -20,7 +21,8 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_lo
 from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.chain_sets import make_base, open_writer, votes
 
 SECRET = 'pw-never-shown'
-PROGRAM_PATH = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'roles', 'follower', 'files', 'rethinkdb_follower.py')
+ROLE_PATH = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'roles', 'follower')
+PROGRAM_PATH = os.path.join(ROLE_PATH, 'files', 'rethinkdb_follower.py')
 
 
 def program():
@@ -96,6 +98,21 @@ def test_the_program_says_whether_its_daemon_runs_and_stops_it(tmp_path):
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_the_role_installs_every_module_util_the_program_imports(tmp_path):
+    with open(os.path.join(ROLE_PATH, 'vars', 'main.yml'), encoding='utf-8') as stream:
+        role_vars = yaml.safe_load(stream)
+    installed = tmp_path / 'opt' / 'ansible_collections' / 'bigchaindb' / 'rethinkdb' / 'plugins' / 'module_utils'
+    installed.mkdir(parents=True)
+    for name in role_vars['follower_module_utils']:
+        shutil.copy(os.path.join(ROLE_PATH, '..', '..', 'plugins', 'module_utils', name), installed / name)
+    shutil.copy(PROGRAM_PATH, tmp_path / 'opt' / role_vars['follower_program'])
+    completed = subprocess.run([sys.executable, str(tmp_path / 'opt' / role_vars['follower_program']), '--config', write_config(tmp_path),
+                                '--check-config'], env=dict(os.environ, PYTHONPATH=str(tmp_path / 'opt'), PYTHONDONTWRITEBYTECODE='1'),
+                               capture_output=True, text=True, check=False)
+    assert (completed.returncode, completed.stderr) == (0, '')
+    assert completed.stdout.startswith('configuration %s: cluster rethinkdb, repository ' % (tmp_path / 'follower.json'))
 
 
 @pytest.fixture(name='follower')
