@@ -173,8 +173,8 @@ def continuous_backup(cluster: Cluster, inventory: Path) -> None:
     banner('Point-in-time restore to %s, a second before the accident: tables moved aside, the dump set restored, the '
            'segments loaded up to then, counts checked' % until_text)
     print('first what it would restore, in check mode (nothing is touched):')
-    playbook(inventory, 'bigchaindb.rethinkdb.restore', '-e', 'until=%s' % until_text, '--check')
-    playbook(inventory, 'bigchaindb.rethinkdb.restore', '-e', 'until=%s' % until_text)
+    playbook(inventory, 'bigchaindb.rethinkdb.restore', '-e', 'point_in_time=%s' % until_text, '--check')
+    playbook(inventory, 'bigchaindb.rethinkdb.restore', '-e', 'point_in_time=%s' % until_text)
     after = counts(cluster)
     print('documents after the restore: %s' % after)
     if dict((table, after[table]) for table in before) != before:
