@@ -47,8 +47,11 @@ unit: setup
 conformance: setup
 	$(PYTEST) $(COLLECTION)/tests/conformance
 
+# The integration tests spend much of their time waiting on servers and playbooks: their files run side by side,
+# each file in one worker (its module fixtures shared), the slowest tests listed at the end.
+INTEGRATION_WORKERS ?= 3
 integration: setup
-	$(PYTEST) $(COLLECTION)/tests/integration
+	$(PYTEST) -n $(INTEGRATION_WORKERS) --dist loadfile --durations 15 $(COLLECTION)/tests/integration
 
 bench: setup
 	$(PYTHON) -m bench.run
