@@ -11,9 +11,7 @@ dump method does: `rethinkdb dump` (the driver's tool), committed as an ordinary
 
 from __future__ import annotations
 
-import codecs
 import gzip
-import json
 import os
 import socket
 import tarfile
@@ -26,16 +24,12 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_format 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_index import HeldIndex
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_store import ChainError, ChainStore, Head, list_chains
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.driver_tools import ToolFailure, check_password, password_file, run_tool, tool_argv
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.dump_archive import DumpArchiveError, read_dump_archive
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.dump_archive import DumpArchiveError, read_documents, read_dump_archive
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository import Repository
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import (
     MANIFEST, build_manifest, dump_part_path, format_time, manifest_bytes, manifest_tables, new_set_id, topology_record, utc_now)
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.streams import CHUNK_BYTES, HashingReader
 
-# A document the streaming reader holds at once; larger ones are taken for damage.
-DOCUMENT_LIMIT_CHARS = 128 * 1024 * 1024
-_DECODER = json.JSONDecoder()
-_SPACE = ' \t\n\r'
 
 
 def usable_base(entry: dict, tables: list) -> bool:
@@ -69,67 +63,6 @@ def base_record(repository: Repository, cluster: str, manifest: dict, tables: li
     return base, followed
 
 
-class _JsonArray:
-    """The documents of one JSON array of objects read from a stream, one at a time."""
-
-    def __init__(self, stream, label: str):
-        self._stream = stream
-        self._label = label
-        self._decoder = codecs.getincrementaldecoder('utf-8')()
-        self._text = ''
-        self._position = 0
-        self._ended = False
-
-    def _fill(self, size: int = CHUNK_BYTES) -> bool:
-        if self._ended:
-            return False
-        chunk = self._stream.read(size)
-        self._text = self._text[self._position:] + self._decoder.decode(chunk, final=not chunk)
-        self._position = 0
-        self._ended = not chunk
-        return bool(chunk)
-
-    def _next_char(self) -> str:
-        while True:
-            while self._position < len(self._text) and self._text[self._position] in _SPACE:
-                self._position += 1
-            if self._position < len(self._text):
-                return self._text[self._position]
-            if not self._fill():
-                return ''
-
-    def _expect(self, allowed: str) -> str:
-        found = self._next_char()
-        if not found or found not in allowed:
-            raise ChainError('%s is not a JSON array of documents (found %r where %s was expected)' % (self._label, found or 'the end', allowed))
-        self._position += 1
-        return found
-
-    def __iter__(self) -> Iterator[dict]:
-        self._expect('[')
-        if self._next_char() == ']':
-            self._position += 1
-            return
-        while True:
-            yield self._document()
-            if self._expect(',]') == ']':
-                return
-
-    def _document(self) -> dict:
-        self._next_char()
-        while True:
-            try:
-                document, self._position = _DECODER.raw_decode(self._text, self._position)
-            except ValueError as exc:
-                pending = len(self._text) - self._position
-                if pending > DOCUMENT_LIMIT_CHARS or not self._fill(max(CHUNK_BYTES, pending)):
-                    raise ChainError('%s has a document that is not valid JSON (%s)' % (self._label, exc)) from None
-                continue
-            if not isinstance(document, dict):
-                raise ChainError('%s holds something other than a document' % self._label)
-            return document
-
-
 def _unpacked(stream, compression: str):
     if compression == 'zstd':
         import zstandard
@@ -152,13 +85,15 @@ def archive_documents(stream, compression: str, tables: list, sha256: str | None
                     table = '%s.%s' % (parts[1], parts[2][:-len('.json')])
                     if table not in keys:
                         continue
-                    for document in _JsonArray(archive.extractfile(member), '%s of %s' % (member.name, label)):
+                    for document in read_documents(archive.extractfile(member), '%s of %s' % (member.name, label)):
                         if keys[table] not in document:
                             raise ChainError('a document of %s in %s has no primary key %s' % (table, label, keys[table]))
                         yield table, document[keys[table]], document
             while unpacked.read(CHUNK_BYTES):
                 continue
         hashing.drain()
+    except DumpArchiveError as exc:
+        raise ChainError(str(exc)) from None
     except (OSError, EOFError, tarfile.TarError) as exc:
         raise ChainError('%s cannot be read: %s' % (label, exc)) from None
     if sha256 and hashing.hexdigest() != sha256:

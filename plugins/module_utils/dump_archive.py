@@ -258,8 +258,14 @@ def document_lines(stream, label: str):
     if head in (b'[\n{', b'[\n]'):
         yield from _tool_lines(data, label)
         return
-    for document in _DocumentReader(data, label).documents():
+    for document in read_documents(data, label):
         yield encode_document(document)
+
+
+def read_documents(stream, label: str):
+    """Yield each document of a table's .json (any layout of one JSON array of objects), parsed, one at a time;
+    DumpArchiveError naming `label` where the data is not such an array."""
+    return _DocumentReader(stream, label).documents()
 
 
 def encode_document(document: dict) -> bytes:

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import datetime
 import gzip
+import io
 import os
 import re
+import tarfile
 import time
 
 import pytest
 
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_base import base_documents, choose_base
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_base import archive_documents, base_documents, choose_base
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_format import segment_record_name
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_store import (
     ChainError, ChainStore, check_chain, choose_chain, list_chains, plan_chain_retention, summarize)
@@ -241,3 +243,24 @@ def test_a_deleted_chain_goes_record_first(repository, tmp_path):
 
     assert deleted[0] == ['chain.json'] and deleted[1] == [segment_record_name(1), data_name]
     assert list_chains(store) == [] and [entry['method'] for entry in list_sets(repository, CLUSTER)] == ['dump']
+
+
+@pytest.mark.parametrize('content, problem', [
+    (b'{"id": "vote-0001"}', "is not a JSON array of documents: expected '[', found '{'"),
+    (b'[{"id": "vote-0001"}, 7]', 'holds something other than a JSON object where a document should be'),
+    (b'[{"id": "vote-0001"', 'has a document that is not valid JSON'),
+])
+def test_a_base_archive_whose_table_is_not_an_array_of_documents_is_named(content, problem):
+    packed = io.BytesIO()
+    with gzip.GzipFile(fileobj=packed, mode='wb', mtime=0) as zipped:
+        with tarfile.open(fileobj=zipped, mode='w|') as archive:
+            member = tarfile.TarInfo('rethinkdb_dump_2026_11_24/bigchain/votes.json')
+            member.size = len(content)
+            archive.addfile(member, io.BytesIO(content))
+    packed.seek(0)
+    tables = [dict(db='bigchain', name='votes', primary_key='id')]
+
+    with pytest.raises(ChainError) as raised:
+        list(archive_documents(packed, 'gzip', tables, label='the archive of base set X'))
+    assert str(raised.value).startswith('rethinkdb_dump_2026_11_24/bigchain/votes.json of the archive of base set X ')
+    assert problem in str(raised.value)
