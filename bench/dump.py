@@ -17,7 +17,7 @@ TABLES = ('bigchain.bigchain', 'bigchain.votes')
 LIMIT = 1.10
 SUMMARY = re.compile(r'(\d+) rows? exported from (\d+) tables?')
 PLAIN_LABEL = 'python -m rethinkdb dump'
-ROLE_DUMP_TASK = 'Dump the tables'
+ROLE_DUMP_TASK = 'Dump the tables into the set'
 
 
 def task_result(playbook_run, task: str, host: str) -> dict:
