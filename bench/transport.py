@@ -190,7 +190,7 @@ def measure_transfer(work: Path, part_mib: int, reps: int, say=print) -> list:
     ssh_median = statistics.median(sample.seconds for sample in samples['ssh'])
     common = dict(part='%d MiB of random bytes (as an encrypted or compressed archive looks), in a directory of the login user on the node'
                   % part_mib, become=True, ssh_options='the inventory\'s: key, known hosts, time-outs; ansible-playbook adds its '
-                  'ControlPersist master', cores=os.cpu_count())
+                  'ControlPersist master for the other tasks; the transfer action opens an uncompressed connection of its own', cores=os.cpu_count())
     memory_action = _memory_mb(samples['action'], 'controller')
     memory_ssh = _memory_mb(samples['ssh'], 'controller')
     return [
