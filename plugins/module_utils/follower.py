@@ -15,6 +15,7 @@ holds a secret.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import logging
@@ -428,12 +429,11 @@ class Follower:
     def run(self) -> int:
         os.makedirs(self.config['state_dir'], 0o700, exist_ok=True)
         try:
-            self.begin()
-            self.start_readers()
-            while not self.stop.is_set():
-                self.step()
-        except Stopping:
-            pass
+            with contextlib.suppress(Stopping):
+                self.begin()
+                self.start_readers()
+                while not self.stop.is_set():
+                    self.step()
         finally:
             self.shutdown()
         return 0

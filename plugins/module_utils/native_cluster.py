@@ -11,6 +11,7 @@ several.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable
@@ -106,11 +107,9 @@ class Connector:
                     connection = self._open(address.host, address.port, PLACEMENT_TIMEOUT)
                 except (ReqlError, OSError, socket.timeout):
                     continue
-                try:
+                with contextlib.suppress(ReqlError):
                     if connection.server()['name'] == server:
                         return connection, address
-                except ReqlError:
-                    pass
                 connection.close(noreply_wait=False)
             with self._lock:
                 self._unreachable.add(server)

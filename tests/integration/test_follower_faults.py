@@ -183,12 +183,9 @@ def test_repository_disk_full_for_a_while(case_factory, tmp_path):
         time.sleep(1)
         filler = mountpoint / 'filler'
         full_at = time.time()
-        with open(filler, 'wb') as stream:
-            try:
-                while True:
-                    stream.write(b'\0' * 65536)
-            except OSError:
-                pass
+        with open(filler, 'wb') as stream, pytest.raises(OSError):
+            while True:
+                stream.write(b'\0' * 65536)
         follower.wait(lambda status: status['counters']['seal_failures'] > 0, 'a seal failing on the full disk')
         time.sleep(2)
         filler.unlink()

@@ -3,6 +3,7 @@ the log file, and SIGTERM / SIGINT handling."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -196,11 +197,9 @@ def main(argv: list | None = None) -> int:
 
 
 def _signal_ready(descriptor: int, status: bytes) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.write(descriptor, status)
         os.close(descriptor)
-    except OSError:
-        pass
 
 
 def _wait_ready(descriptor: int) -> int:

@@ -9,6 +9,7 @@ peer as connected while at least one connection to it is open.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import itertools
 import json
 import logging
@@ -73,16 +74,15 @@ class Connection:
     def receive_loop(self) -> None:
         """Read messages until the connection closes, then tell the mesh."""
         try:
-            while True:
-                header = self._read_exactly(4)
-                if header is None:
-                    break
-                body = self._read_exactly(struct.unpack('>I', header)[0])
-                if body is None:
-                    break
-                self._dispatch(json.loads(body.decode('utf-8')))
-        except OSError:
-            pass
+            with contextlib.suppress(OSError):
+                while True:
+                    header = self._read_exactly(4)
+                    if header is None:
+                        break
+                    body = self._read_exactly(struct.unpack('>I', header)[0])
+                    if body is None:
+                        break
+                    self._dispatch(json.loads(body.decode('utf-8')))
         finally:
             self.close()
 
@@ -122,20 +122,16 @@ class Connection:
         except Exception as error:  # pylint: disable=broad-except
             LOG.exception('request %s from %s failed', message.get('m'), self.peer_id)
             reply = {'t': 'reply', 'n': message['n'], 'e': ['Internal error: %s' % error, int(ErrorType.INTERNAL)]}
-        try:
+        with contextlib.suppress(PeerLost):
             self.send(reply)
-        except PeerLost:
-            pass
 
     def close(self) -> None:
         """Close the socket, fail the requests in flight, and let the mesh forget the connection."""
         if self.closed:
             return
         self.closed = True
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.sock.close()
         for future in list(self._pending.values()):
             if not future.done():
@@ -214,11 +210,10 @@ class Mesh:
 
     def _connect(self, address: tuple) -> None:
         try:
-            sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT)
-            sock.settimeout(None)
-            self._start_connection(sock, outgoing=True)
-        except OSError:
-            pass
+            with contextlib.suppress(OSError):
+                sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT)
+                sock.settimeout(None)
+                self._start_connection(sock, outgoing=True)
         finally:
             with self._lock:
                 self._connecting.discard(address)
@@ -309,10 +304,8 @@ class Mesh:
 
     def send(self, peer_id: str, message: dict) -> None:
         """Send a one-way message to a peer, if connected."""
-        try:
+        with contextlib.suppress(PeerLost):
             self._connection(peer_id).send(message)
-        except PeerLost:
-            pass
 
     def broadcast(self, message: dict) -> None:
         """Send a one-way message to every connected peer."""

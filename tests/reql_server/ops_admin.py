@@ -3,6 +3,7 @@ rebalance(), grant(), with the real results and error texts."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 
@@ -158,10 +159,8 @@ def _table_create(ctx, node, scope):
              'split_points': uuid_split_points(params.num_shards), 'durability': durability,
              'write_acks': 'majority', 'indexes': {}, 'write_hook': None}
     ctx.node.change('table/' + table_id, table)
-    try:
+    with contextlib.suppress(LookupError):
         _wait_until(ctx, table_id, 'finished', TABLE_CREATE_WAIT)
-    except LookupError:
-        pass
     return {'config_changes': [{'new_val': config_row(ctx.node, table_id, table), 'old_val': None}],
             'tables_created': 1}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import socket
 import threading
@@ -108,10 +109,8 @@ class Server:
         with self._clients_lock:
             clients = list(self._clients)
         for sock in clients:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         self._pool.drain(DRAIN_SECONDS)
         self.node.stop()
         LOG.info('Server shutdown complete.')

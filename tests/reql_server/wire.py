@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -41,20 +42,17 @@ class ClientConnection:
     def serve(self) -> None:
         """Handshake, then read queries until the client goes away."""
         try:
-            user = self._handshake()
-            if user is None:
-                return
-            self.session = Session(self.node, user)
-            self._query_loop()
-        except (OSError, ConnectionError):
-            pass
+            with contextlib.suppress(OSError):
+                user = self._handshake()
+                if user is None:
+                    return
+                self.session = Session(self.node, user)
+                self._query_loop()
         finally:
             if self.session is not None:
                 self.session.close()
-            try:
+            with contextlib.suppress(OSError):
                 self.sock.close()
-            except OSError:
-                pass
 
     # -- bytes
 
@@ -171,7 +169,5 @@ class ClientConnection:
 
     def _reply(self, token: int, answer: str) -> None:
         payload = answer.encode('utf-8')
-        try:
+        with contextlib.suppress(OSError):
             self._send(struct.pack('<qL', token, len(payload)) + payload)
-        except OSError:
-            pass
