@@ -31,7 +31,6 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format im
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.streams import CHUNK_BYTES, HashingReader
 
 
-
 def usable_base(entry: dict, tables: list) -> bool:
     """Whether a listed set can be the base of a chain of these tables."""
     return (entry['method'] == 'dump' and entry['complete'] and not entry['future'] and not entry['encrypted']

@@ -17,9 +17,10 @@ description:
     roles use this action instead, with the node's end in a directory owned by the login user (the
     modules run with C(become) give what they write to that directory's owner).
   - Over the C(ssh) connection the file crosses on an SSH connection of its own, without compression, with the
-    connection's C(ssh_args) less C(-C), C(ControlMaster), C(ControlPersist) and C(ControlPath), for this task only. Ansible's default C(ssh_args) ask for zlib compression on a shared connection, which
-    holds the transfer of a part (compressed or encrypted already) to about a sixth of the speed of sftp
-    without it. Options in C(ssh_common_args) and C(sftp_extra_args) are kept as they are.
+    connection's C(ssh_args) less C(-C), C(ControlMaster), C(ControlPersist) and C(ControlPath), for this task
+    only. Ansible's default C(ssh_args) ask for zlib compression on a shared connection, which holds the
+    transfer of a part (compressed or encrypted already) to about a sixth of the speed of sftp without it.
+    Options in C(ssh_common_args) and C(sftp_extra_args) are kept as they are.
   - V(fetch) writes C(<dest>.writing) on the controller, hashes it once, and renames it to O(dest) only when
     its sha256 is O(sha256); otherwise it removes it and fails.
   - V(put) sends O(src) to the node; the module that reads it there checks it (M(bigchaindb.rethinkdb.data_restore)

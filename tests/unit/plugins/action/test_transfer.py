@@ -11,7 +11,8 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.action.transfer import unc
     ('-C -o ControlMaster=auto -o ControlPersist=60s', ''),
     ('-C -o ControlMaster=auto -o ControlPersist=60s -o ControlPath=/tmp/cp-%h', ''),
     ('-o Compression=yes -oControlMaster=auto -o "ControlPersist 60s" -o ServerAliveInterval=5', '-o ServerAliveInterval=5'),
-    ('-4 -o Ciphers=aes128-gcm@openssh.com -o "ProxyCommand=ssh -C -W %h:%p jump"', "-4 -o Ciphers=aes128-gcm@openssh.com -o 'ProxyCommand=ssh -C -W %h:%p jump'"),
+    ('-4 -o Ciphers=aes128-gcm@openssh.com -o "ProxyCommand=ssh -C -W %h:%p jump"',
+     "-4 -o Ciphers=aes128-gcm@openssh.com -o 'ProxyCommand=ssh -C -W %h:%p jump'"),
     ('', ''),
 ])
 def test_the_part_crosses_uncompressed_on_a_connection_of_its_own(ssh_args, expected):
