@@ -185,5 +185,7 @@ def failed_set(setup: Setup) -> dict:
 
 
 def wait_ready(cluster: Cluster) -> None:
+    # A server that a watchdog or a role started may run before it listens (a real rethinkdb takes seconds).
+    cluster.wait_connected()
     with cluster.connect() as connection:
         r.db('bigchain').wait(wait_for='all_replicas_ready', timeout=120).run(connection)
