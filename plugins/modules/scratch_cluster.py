@@ -228,7 +228,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils import scratch_keeper
-from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.rethinkdb import ensure_driver
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.rethinkdb import ensure_driver, login_password
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.scratch_cluster import (
     Scratch, ScratchError, check_name, create, launch_keeper, start)
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.snapshot_backends import module_commands
@@ -263,19 +263,6 @@ def servers_of(module) -> list:
     return servers
 
 
-def set_password(module) -> str:
-    """The backed-up cluster's password for restored data directories, from login_password(_file)."""
-    params = module.params
-    if not params['login_password_file']:
-        return params['login_password'] or ''
-    try:
-        with open(params['login_password_file'], encoding='utf-8') as password_file:
-            password = password_file.read()
-    except OSError as exc:
-        module.fail_json(msg='Cannot read login_password_file %s: %s.' % (params['login_password_file'], exc.strerror))
-    return password[:-1] if password.endswith('\n') else password
-
-
 def make_present(module, scratch: Scratch) -> dict:
     params = module.params
     servers = servers_of(module)
@@ -297,7 +284,7 @@ def make_started(module, scratch: Scratch) -> dict:
     if not params['binary']:
         module.fail_json(msg='binary is empty: give the argv that runs a RethinkDB server on this host.')
     options = dict(binary=params['binary'], bind=params['bind'], cache_size=params['cache_size'], user=params['login_user'],
-                   password=set_password(module), wait_timeout=params['wait_timeout'])
+                   password=login_password(module), wait_timeout=params['wait_timeout'])
     running = scratch_keeper.server_pids(scratch.path)
     if running:
         module.fail_json(msg='Servers %s of scratch cluster %s already run: remove it (state=absent) and make it again.'

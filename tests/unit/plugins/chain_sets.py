@@ -71,3 +71,18 @@ def open_writer(repository, index_path, seal_documents: int = 100, kind: str = '
     index = HeldIndex(str(index_path))
     sync_index(index, store, chain, content, head, manifest)
     return ChainWriter(store, chain, head, index, dict(WRITER, kind=kind), seal_documents, 5.0)
+
+
+def seal_failing_once(writer, error: Exception) -> None:
+    """Seal with the commit of the segment's record failing (raising `error`), as when the store goes away
+    after the segment's data was written; the commit works again afterwards."""
+    committing = writer.store.commit_segment
+
+    def store_away(*_arguments):
+        raise error
+
+    writer.store.commit_segment = store_away
+    try:
+        writer.seal()
+    finally:
+        writer.store.commit_segment = committing

@@ -22,7 +22,7 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_lo
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_catalog import PrunePlan, list_sets
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import parse_time
 from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.backup_sets import CLUSTER
-from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.chain_sets import blocks, make_base, open_writer, votes
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.chain_sets import blocks, make_base, open_writer, seal_failing_once, votes
 
 NOW = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.timezone.utc)
 
@@ -114,15 +114,8 @@ def test_a_second_writer_of_a_segment_loses(repository, tmp_path):
 def test_what_a_failed_seal_left_is_an_orphan_that_replaces_nothing(repository, tmp_path):
     writer = open_writer(repository, tmp_path / 'index.sqlite')
     fill(writer, [60])
-    committing = writer.store.commit_segment
-
-    def store_away(*_arguments):
-        raise ChainError('the store went away')
-
-    writer.store.commit_segment = store_away
-    with pytest.raises(ChainError):
-        writer.seal()
-    writer.store.commit_segment = committing
+    with pytest.raises(ChainError, match='the store went away'):
+        seal_failing_once(writer, ChainError('the store went away'))
     record = writer.seal()
     store = ChainStore(repository, CLUSTER)
 

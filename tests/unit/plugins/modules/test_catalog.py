@@ -14,7 +14,7 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository_lo
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import format_time, new_set_id, utc_now
 from ansible_collections.bigchaindb.rethinkdb.plugins.modules import catalog
 from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.backup_sets import CLUSTER, cluster_info, make_set, part_contents, tree, write_parts
-from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.chain_sets import make_base, open_writer, votes
+from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.chain_sets import make_base, open_writer, seal_failing_once, votes
 from ansible_collections.bigchaindb.rethinkdb.tests.unit.plugins.fake_reql import run_module
 
 NOW = utc_now().replace(microsecond=0)
@@ -403,15 +403,8 @@ def test_prune_removes_segment_data_that_no_record_names_from_a_kept_chain(repos
     make_base(repository, {'bigchain.votes': votes(range(3))}, at=ago(1))
     writer = open_writer(repository, tmp_path / 'index.sqlite')
     writer.add_document('bigchain.votes', 'vote-0009', {'id': 'vote-0009', 'vote': {'n': 9}}, 'feed', 1.0)
-    committing = writer.store.commit_segment
-
-    def store_away(*_arguments):
-        raise OSError('the store went away')
-
-    writer.store.commit_segment = store_away
-    with pytest.raises(OSError):
-        writer.seal()
-    writer.store.commit_segment = committing
+    with pytest.raises(OSError, match='the store went away'):
+        seal_failing_once(writer, OSError('the store went away'))
     kept_data = writer.seal()['data']['path']
     store = ChainStore(repository, CLUSTER)
     orphan = store.orphans(writer.chain_id)
