@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
-from rethinkdb.errors import ReqlInternalError, ReqlOpFailedError
+from rethinkdb.errors import ReqlError, ReqlInternalError, ReqlOpFailedError
 
 from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import wait_for
 
@@ -108,6 +111,50 @@ def test_restarted_replica_catches_up(r, cluster, conn, db):
         assert table.count().run(connection, read_mode='outdated') == 119
         assert table.get(0).run(connection, read_mode='outdated') is None
         assert table.get(100)['phase'].run(connection, read_mode='outdated') == 'while away'
+
+
+def test_writes_acknowledged_while_the_primary_restarts_are_on_it_once_back(r, cluster, conn, db):
+    """The configured primary stops and starts three times under a steady writer: every write acknowledged meanwhile
+    (by the voters that took over) is in its copy once it is back, whichever server it reached first."""
+    r.db(db).table_create('handback').run(conn)
+    table = r.db(db).table('handback')
+    table.config().update({'shards': [{'primary_replica': 'node2', 'replicas': ['node1', 'node2', 'node3']}]}).run(conn)
+    table.wait(timeout=60).run(conn)
+    acknowledged = []
+    stop = threading.Event()
+
+    def write():
+        with cluster.connect('node1') as connection:
+            number = 0
+            while not stop.is_set():
+                number += 1
+                try:
+                    if table.insert({'id': number}).run(connection)['inserted'] == 1:
+                        acknowledged.append(number)
+                except ReqlError:
+                    time.sleep(0.05)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        for _round in range(3):
+            time.sleep(0.5)
+            cluster.stop_node('node2')
+            time.sleep(1)
+            cluster.start_node('node2')
+            table.wait(timeout=60).run(conn)
+    finally:
+        stop.set()
+        writer.join()
+    assert len(acknowledged) > 30
+
+    def missing_on_node2() -> set:
+        with cluster.connect('node2') as connection:
+            return set(acknowledged) - set(table.get_field('id').run(connection, read_mode='outdated'))
+    deadline = time.monotonic() + 30
+    while missing_on_node2() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert missing_on_node2() == set()
 
 
 def test_indexes_with_a_stopped_replica(r, conn, node3_down):

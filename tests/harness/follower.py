@@ -156,6 +156,30 @@ class Writer:
             return dict(self.acked)
 
 
+def format_moment(moment: float) -> str:
+    return time.strftime('%H:%M:%S', time.gmtime(moment)) + ('%.3f' % (moment % 1))[1:]
+
+
+def cluster_whereabouts(cluster, db: str):
+    """whereabouts(keys) for wait_durable: which running servers hold each (table, id), read from each server's own
+    copy (read_mode outdated), and each table's primary."""
+    def whereabouts(keys: list) -> str:
+        held = dict((key, []) for key in keys)
+        primaries = {}
+        for node in cluster.running_nodes():
+            try:
+                with cluster.connect(node.name, timeout=5) as connection:
+                    for table, key in keys:
+                        if r.db(db).table(table).get(key).run(connection, read_mode='outdated') is not None:
+                            held[(table, key)].append(node.name)
+                    for table in sorted(set(table for table, _key in keys)):
+                        primaries[table] = r.db(db).table(table).config()['shards'][0]['primary_replica'].run(connection)
+            except (ReqlError, OSError) as exc:
+                held.setdefault('errors', []).append('%s: %s' % (node.name, exc))
+        return 'held by %s; configured primaries %s' % (held, primaries)
+    return whereabouts
+
+
 def follower_config(cluster, repository: str, state_dir: Path, db: str = 'bigchain', nodes: tuple = (1,), **settings) -> dict:
     """A follower configuration for a harness cluster: its tables of db, the servers of the nodes named."""
     config = dict(cluster='rethinkdb', repository=repository, servers=['%s:%d' % (cluster.host, cluster.node(node).driver_port) for node in nodes],
@@ -240,16 +264,19 @@ class FollowerProcess:
     def wait_following(self, timeout: float = 90.0) -> dict:
         return self.wait(lambda status: status['state'] == 'following', 'following every table', timeout)
 
-    def wait_durable(self, acknowledged: dict, store_reader, timeout: float = 90.0) -> None:
-        """Wait until every acknowledged document is in the chain (store_reader() returns what the chain holds)."""
+    def wait_durable(self, acknowledged: dict, store_reader, timeout: float = 90.0, whereabouts=None) -> None:
+        """Wait until every acknowledged document is in the chain (store_reader() returns what the chain holds);
+        whereabouts(keys), when given, says where the cluster holds the missing ones."""
         deadline = time.monotonic() + timeout
         while True:
             missing = set(acknowledged) - set(store_reader().documents)
             if not missing:
                 return
             if time.monotonic() > deadline:
-                raise AssertionError('%d acknowledged documents never reached the chain (e.g. %s); status %s:\n%s' % (
-                    len(missing), sorted(missing)[:3], self.status(), self.log()[-4000:]))
+                examples = sorted(missing)[:3]
+                raise AssertionError('%d acknowledged documents never reached the chain (e.g. %s, acknowledged at %s; %s); status %s:\n%s' % (
+                    len(missing), examples, [format_moment(acknowledged[key]) for key in examples],
+                    whereabouts(examples) if whereabouts else 'whereabouts not asked', self.status(), self.log()[-4000:]))
             time.sleep(0.5)
 
 

@@ -16,7 +16,8 @@ from rethinkdb import RethinkDB
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.repository import open_repository
 from ansible_collections.bigchaindb.rethinkdb.tests.harness import loopfs, s3server
 from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import Cluster, wait_for
-from ansible_collections.bigchaindb.rethinkdb.tests.harness.follower import FollowerProcess, Writer, chain_contents, follower_config, restore_into
+from ansible_collections.bigchaindb.rethinkdb.tests.harness.follower import (
+    FollowerProcess, Writer, chain_contents, cluster_whereabouts, follower_config, restore_into)
 
 r = RethinkDB()
 CLUSTER_NAME = 'rethinkdb'
@@ -67,7 +68,7 @@ class Case:
         """Stop the writer; wait until every acknowledged document is durable; stop the follower."""
         self.writer.stop()
         acked = self.writer.acknowledged()
-        self.follower.wait_durable(acked, self.contents)
+        self.follower.wait_durable(acked, self.contents, whereabouts=cluster_whereabouts(self.cluster, self.db))
         assert self.follower.stop() == 0, self.follower.log()[-3000:]
         return acked
 

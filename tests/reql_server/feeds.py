@@ -2,9 +2,9 @@
 
 A feed lives on the server its client queries. When it starts it asks the primary replica of each shard of the
 table for the changes of that shard's keys (the real feed subscribes to the changefeed servers of the primaries'
-copies); from then on each of those servers sends it the old and new row of every write it applies as primary in
-those ranges, in the order it applies them. The feed keeps what its client has not read in a queue of at most
-`changefeed_queue_size` changes. When a change would overflow the queue, the queue is emptied and the client reads
+copies); from then on each of those servers sends it the old and new row of every write it applies in those ranges
+(as primary, or from a primary that has not yet learnt that it took the lead back), in the order it applies them.
+The feed keeps what its client has not read in a queue of at most `changefeed_queue_size` changes. When a change would overflow the queue, the queue is emptied and the client reads
 `{"error": "Changefeed cache over array size limit, skipped N elements."}` before the changes that come after. A
 followed server that goes away, or stops holding the table, ends the feed with "Changefeed aborted (unavailable)."
 """
@@ -372,9 +372,14 @@ class FeedHub:
             for followers in self._followers.values():
                 followers.pop((subscriber, feed_id), None)
 
+    def followed(self, table_id: str) -> bool:
+        """Whether feeds follow this server's changes of a table."""
+        with self._lock:
+            return bool(self._followers.get(table_id))
+
     def publish(self, table_id: str, changes: list) -> None:
-        """Send the changes this server just applied as a shard's primary, [(key, old, new)], to the feeds
-        following their keys (called under the table's write lock, so in the order they were applied)."""
+        """Send the changes this server just applied, [(key, old, new)], to the feeds following their keys (called
+        under the table's write lock, so in the order they were applied)."""
         with self._lock:
             followers = list(self._followers.get(table_id, {}).items())
         for (subscriber, feed_id), shards in followers:

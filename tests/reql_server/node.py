@@ -226,6 +226,8 @@ class Node:
             return self.replicas.rows_since(params['table'], params['range'], params['since'], params['after'])
         if method == 'synced_version':
             return self.replicas.synced_version(params['table'])
+        if method == 'acting_primary':
+            return self.replicas.acting_primary(params['table'], params['layout'], params['shard'])
         if method == 'meta':
             self.metadata.merge(params['entries'])
             self.replicas.reconcile()

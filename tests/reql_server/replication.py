@@ -10,8 +10,9 @@ just changed), `waiting_for_primary` (no primary to follow). States are publishe
 
 The primary of a shard is the configured one while it is reachable and ready; otherwise, if a majority of the
 shard's voting replicas are reachable and ready, the ready voter with the lowest server id takes over until it
-returns (RethinkDB's automatic failover). A primary accepts writes only when a majority of voters is ready, and
-acknowledges them once a majority has them.
+returns (RethinkDB's automatic failover). A server takes the lead only when no voter it reaches follows another
+primary, so there is one primary per majority. A primary accepts writes only when a majority of voters is ready,
+and acknowledges them once a majority has them.
 """
 
 from __future__ import annotations
@@ -436,7 +437,7 @@ class ReplicaManager:
             self._pull(table_id, store, shard, primary)
             self._ready_under[(table_id, shard.index)] = primary
             return READY
-        if not self._may_lead(shard):
+        if not self._may_lead(shard) or self._led_elsewhere(table_id, table, shard):
             return WAITING_FOR_PRIMARY
         sources = self._newer_copies(table_id, store)
         if sources:
@@ -457,6 +458,31 @@ class ReplicaManager:
         if alive_voters * 2 <= len(shard.voters):
             return False
         return shard.primary == me or not self.alive(shard.primary)
+
+    def _led_elsewhere(self, table_id: str, table: dict, shard: Shard) -> bool:
+        """Whether a voter we reach follows a primary we do not see (one that took over while we were away and that
+        we have not reached yet). Leading then would make two primaries, each acknowledging writes with the voter
+        both reach, and ours would lack the other's: like a Raft candidate that the voter refuses, we wait until we
+        reach that primary (and follow it) or it is gone. A voter that cannot say counts as following another."""
+        me = self.node.server_id
+        for server in shard.voters:
+            if server == me or not self.alive(server):
+                continue
+            try:
+                acting = self.node.mesh.call(server, 'acting_primary', {
+                    'table': table_id, 'layout': layout_id(table), 'shard': shard.index}, timeout=5)
+            except (PeerLost, errors.ReqlError):
+                return True
+            if acting not in (None, me):
+                return True
+        return False
+
+    def acting_primary(self, table_id: str, wanted_layout: str, shard_index: int) -> str | None:
+        """The server this one sees acting as primary of a shard (None when none, or under another layout)."""
+        table = self.node.metadata.get('table/' + table_id)
+        if table is None or layout_id(table) != wanted_layout:
+            return None
+        return self.primary_of(table_id, table, layout(table)[shard_index])
 
     def _set_state(self, table_id: str, table: dict, shard_index: int, state: str) -> None:
         with self._lock:
@@ -586,7 +612,18 @@ class ReplicaManager:
         all_ready = entry.get('layout') == layout_id(table) and all(
             state == READY for state in entry.get('shards', {}).values())
         newest = max(version for _key, _doc, version in decoded) if decoded else None
-        self._apply_with_indexes(table_id, store, decoded, hard, only_newer=True, synced=newest if all_ready else None)
+        if not self.node.feeds.followed(table_id):
+            self._apply_with_indexes(table_id, store, decoded, hard, only_newer=True, synced=newest if all_ready else None)
+            return True
+        # Feeds follow this server as a primary: a write another server applied as primary (one that has not yet
+        # learnt that we took the lead back) goes to them too, in order with ours, so that no feed misses it.
+        with self.write_lock(table_id):
+            keys = [key for key, _doc, _version in decoded]
+            versions, before = store.versions(keys), store.get_many(keys)
+            self._apply_with_indexes(table_id, store, decoded, hard, only_newer=True, synced=newest if all_ready else None)
+            changes = [(key, json.loads(before[key]) if key in before else None, None if doc is None else json.loads(doc))
+                       for key, doc, version in decoded if versions.get(key, -1) < version]
+            self.node.feeds.publish(table_id, [change for change in changes if change[1] is not None or change[2] is not None])
         return True
 
     def replicate(self, table_id: str, table: dict, shard: Shard, rows: list, hard: bool, parsed: dict) -> None:
