@@ -4,9 +4,10 @@ A feed lives on the server its client queries. When it starts it asks the primar
 table for the changes of that shard's keys (the real feed subscribes to the changefeed servers of the primaries'
 copies); from then on each of those servers sends it the old and new row of every write it applies in those ranges
 (as primary, or from a primary that has not yet learnt that it took the lead back), in the order it applies them.
-The feed keeps what its client has not read in a queue of at most `changefeed_queue_size` changes. When a change would overflow the queue, the queue is emptied and the client reads
-`{"error": "Changefeed cache over array size limit, skipped N elements."}` before the changes that come after. A
-followed server that goes away, or stops holding the table, ends the feed with "Changefeed aborted (unavailable)."
+The feed keeps what its client has not read in a queue of at most `changefeed_queue_size` changes. When a change
+would overflow the queue, the queue is emptied and the client reads `{"error": "Changefeed cache over array size
+limit, skipped N elements."}` before the changes that come after. A followed server that goes away, or stops
+holding the table, ends the feed with "Changefeed aborted (unavailable)."
 """
 
 from __future__ import annotations
