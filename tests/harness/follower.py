@@ -12,6 +12,7 @@ acknowledged document, and what a chain holds, read back from the repository.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import json
 import os
@@ -30,6 +31,7 @@ from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_base im
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_format import INSERT
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.chain_store import ChainStore, list_chains
 from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_catalog import read_manifest
+from ansible_collections.bigchaindb.rethinkdb.plugins.module_utils.set_format import format_time
 from ansible_collections.bigchaindb.rethinkdb.tests.harness.cluster import REPO_ROOT
 
 PROGRAM = REPO_ROOT / 'roles' / 'follower' / 'files' / 'rethinkdb_follower.py'
@@ -156,10 +158,6 @@ class Writer:
             return dict(self.acked)
 
 
-def format_moment(moment: float) -> str:
-    return time.strftime('%H:%M:%S', time.gmtime(moment)) + ('%.3f' % (moment % 1))[1:]
-
-
 def cluster_whereabouts(cluster, db: str):
     """whereabouts(keys) for wait_durable: which running servers hold each (table, id), read from each server's own
     copy (read_mode outdated), and each table's primary."""
@@ -275,7 +273,7 @@ class FollowerProcess:
             if time.monotonic() > deadline:
                 examples = sorted(missing)[:3]
                 raise AssertionError('%d acknowledged documents never reached the chain (e.g. %s, acknowledged at %s; %s); status %s:\n%s' % (
-                    len(missing), examples, [format_moment(acknowledged[key]) for key in examples],
+                    len(missing), examples, [format_time(datetime.datetime.fromtimestamp(acknowledged[key], datetime.timezone.utc)) for key in examples],
                     whereabouts(examples) if whereabouts else 'whereabouts not asked', self.status(), self.log()[-4000:]))
             time.sleep(0.5)
 

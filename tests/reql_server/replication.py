@@ -540,10 +540,9 @@ class ReplicaManager:
         return entries
 
     def _apply_with_indexes(self, table_id: str, store: TableStore, rows: list, hard: bool, only_newer: bool,
-                            synced: int | None = None, parsed: dict | None = None) -> None:
+                            synced: int | None = None, parsed: dict | None = None) -> list:
         table = self.node.metadata.get('table/' + table_id) or {}
-        store.apply(rows, self.index_entries(table_id, table, rows, parsed), hard, only_newer=only_newer,
-                    synced=synced)
+        return store.apply(rows, self.index_entries(table_id, table, rows, parsed), hard, only_newer=only_newer, synced=synced)
 
     def _build_indexes(self, table_id: str, table: dict, store: TableStore, pending: dict) -> None:
         """Build new or changed indexes in one pass over the rows (each row parsed once)."""
@@ -618,11 +617,10 @@ class ReplicaManager:
         # Feeds follow this server as a primary: a write another server applied as primary (one that has not yet
         # learnt that we took the lead back) goes to them too, in order with ours, so that no feed misses it.
         with self.write_lock(table_id):
-            keys = [key for key, _doc, _version in decoded]
-            versions, before = store.versions(keys), store.get_many(keys)
-            self._apply_with_indexes(table_id, store, decoded, hard, only_newer=True, synced=newest if all_ready else None)
+            before = store.get_many([key for key, _doc, _version in decoded])
+            written = self._apply_with_indexes(table_id, store, decoded, hard, only_newer=True, synced=newest if all_ready else None)
             changes = [(key, json.loads(before[key]) if key in before else None, None if doc is None else json.loads(doc))
-                       for key, doc, version in decoded if versions.get(key, -1) < version]
+                       for key, doc, _version in written]
             self.node.feeds.publish(table_id, [change for change in changes if change[1] is not None or change[2] is not None])
         return True
 

@@ -178,8 +178,9 @@ class TableStore:
         return found
 
     def apply(self, rows: list, index_entries: dict, hard: bool, only_newer: bool = False,
-              synced: int | None = None) -> None:
-        """Write [(key, json text or None, version)] and their index entries {key: [(index, index key)]} atomically.
+              synced: int | None = None) -> list:
+        """Write [(key, json text or None, version)] and their index entries {key: [(index, index key)]} atomically;
+        returns the rows written.
 
         `hard` makes the commit synchronous (on disk before it returns). With `only_newer`, a row older than the one
         already stored is skipped (a backfill racing with live replication). `synced` raises the version up to which
@@ -204,6 +205,7 @@ class TableStore:
             except BaseException:
                 self._db.execute('ROLLBACK')
                 raise
+        return rows
 
     def delete_outside(self, key_ranges: list) -> None:
         """Drop the rows no longer in any of this replica's shard ranges (after a reconfiguration)."""
